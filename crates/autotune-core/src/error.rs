@@ -1,0 +1,30 @@
+use thiserror::Error;
+
+/// Errors of the domain layer. Variants carry what a user needs to fix the input.
+#[derive(Debug, Error)]
+pub enum CoreError {
+    #[error("unknown parameter `{key}` for {owner}; valid parameters: {valid}")]
+    UnknownParam {
+        owner: String,
+        key: String,
+        valid: String,
+    },
+    #[error("parameter `{key}`: expected {expected}, got `{value}`")]
+    BadParam {
+        key: String,
+        value: String,
+        expected: String,
+    },
+    #[error("malformed parameter `{0}`: expected KEY=VALUE")]
+    MalformedParam(String),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+    #[error("the prompt source is exhausted after {drawn} prompts")]
+    SourceExhausted { drawn: usize },
+    #[error("teacher failed: {0}")]
+    Teacher(String),
+    #[error("student failed: {0}")]
+    Student(String),
+}
+
+pub type Result<T, E = CoreError> = std::result::Result<T, E>;

@@ -1,0 +1,136 @@
+//! The ledger: the single source of truth for what a run spent.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Demo, FitStats, Policy, Prompt, Result, Student, Task, Trace};
+
+/// Every cost a run pays. Counted only by [`Metered`].
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ledger {
+    /// Teacher demonstrations requested (one per prompt).
+    pub teacher_calls: u64,
+    /// Tokens in the teacher's chains of thought.
+    pub teacher_tokens: u64,
+    /// Verifier verdicts requested.
+    pub verifier_calls: u64,
+    /// Student chains of thought generated (greedy or sampled).
+    pub student_generations: u64,
+    /// Tokens in those generations.
+    pub student_tokens: u64,
+    /// Optimisation steps of the student(s).
+    pub training_steps: u64,
+    /// Training examples processed.
+    pub training_examples: u64,
+    /// Candidate prompts drawn from D (tested or not).
+    pub prompts_drawn: u64,
+    /// Wall seconds spent by the strategy (held-out evaluation excluded).
+    pub wall_seconds: f64,
+}
+
+/// The only door to the expensive parts: every call through it is counted.
+pub struct Metered<'a> {
+    task: &'a dyn Task,
+    ledger: Ledger,
+    start: Instant,
+    excluded: Duration,
+}
+
+impl<'a> Metered<'a> {
+    pub fn new(task: &'a dyn Task) -> Self {
+        Self {
+            task,
+            ledger: Ledger::default(),
+            start: Instant::now(),
+            excluded: Duration::ZERO,
+        }
+    }
+
+    pub fn task(&self) -> &'a dyn Task {
+        self.task
+    }
+
+    /// Teacher demonstrations for `prompts` (one call each).
+    pub fn teach(&mut self, prompts: Vec<Prompt>) -> Result<Vec<Demo>> {
+        if prompts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let traces = self.task.teacher().demonstrate_batch(&prompts)?;
+        if traces.len() != prompts.len() {
+            return Err(crate::CoreError::Teacher(format!(
+                "teacher returned {} traces for {} prompts",
+                traces.len(),
+                prompts.len()
+            )));
+        }
+        self.ledger.teacher_calls += prompts.len() as u64;
+        self.ledger.teacher_tokens += traces.iter().map(|t| t.len() as u64).sum::<u64>();
+        Ok(prompts
+            .into_iter()
+            .zip(traces)
+            .map(|(prompt, trace)| Demo { prompt, trace })
+            .collect())
+    }
+
+    /// Greedy generations of `policy`.
+    pub fn generate(&mut self, policy: &dyn Policy, prompts: &[Prompt]) -> Vec<Trace> {
+        let traces = policy.generate_batch(prompts);
+        self.count_generations(&traces);
+        traces
+    }
+
+    /// Sampled generations of `policy`.
+    pub fn sample(
+        &mut self,
+        policy: &dyn Policy,
+        prompts: &[Prompt],
+        temperature: f64,
+        seed: u64,
+    ) -> Vec<Trace> {
+        let traces = policy.sample_batch(prompts, temperature, seed);
+        self.count_generations(&traces);
+        traces
+    }
+
+    fn count_generations(&mut self, traces: &[Trace]) {
+        self.ledger.student_generations += traces.len() as u64;
+        self.ledger.student_tokens += traces.iter().map(|t| t.len() as u64).sum::<u64>();
+    }
+
+    /// Verifier verdicts on the answers of `traces`.
+    pub fn verify(&mut self, prompts: &[Prompt], traces: &[Trace]) -> Vec<bool> {
+        let answers: Vec<&[crate::Token]> = traces.iter().map(Trace::answer).collect();
+        self.ledger.verifier_calls += prompts.len() as u64;
+        self.task.verifier().verify_batch(prompts, &answers)
+    }
+
+    /// Trains `student` on `demos`.
+    pub fn fit(&mut self, student: &mut dyn Student, demos: &[Demo]) -> Result<FitStats> {
+        let stats = student.fit(demos)?;
+        self.ledger.training_steps += stats.steps;
+        self.ledger.training_examples += stats.examples;
+        Ok(stats)
+    }
+
+    /// Counts prompts drawn from D.
+    pub fn count_drawn(&mut self, n: usize) {
+        self.ledger.prompts_drawn += n as u64;
+    }
+
+    /// Excludes `d` (measurement overhead such as held-out evaluation) from wall time.
+    pub fn exclude_time(&mut self, d: Duration) {
+        self.excluded += d;
+    }
+
+    /// The ledger now, with wall seconds filled in.
+    pub fn snapshot(&self) -> Ledger {
+        let mut l = self.ledger.clone();
+        l.wall_seconds = self
+            .start
+            .elapsed()
+            .saturating_sub(self.excluded)
+            .as_secs_f64();
+        l
+    }
+}

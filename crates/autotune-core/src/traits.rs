@@ -1,0 +1,75 @@
+//! One small trait per role of the spec. Every expensive method takes a batch.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Demo, Prompt, Result, Token, Trace};
+
+/// The outcome verifier `V(x, y) -> {correct, incorrect}`: checks only final answers.
+pub trait Verifier: Send + Sync {
+    /// One verdict per `(prompts[i], answers[i])`.
+    fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool>;
+}
+
+/// The teacher `x -> (CoT, y)`: the expensive supervision, every call counted by the ledger.
+pub trait Teacher: Send + Sync {
+    /// One demonstration per prompt, in order.
+    fn demonstrate_batch(&self, prompts: &[Prompt]) -> Result<Vec<Trace>>;
+}
+
+/// A CoT generator: the student as a policy (and later the reference policy `pi_ref`).
+pub trait Policy: Send + Sync {
+    /// Greedy (most likely) chain of thought for each prompt.
+    fn generate_batch(&self, prompts: &[Prompt]) -> Vec<Trace>;
+
+    /// Chains of thought sampled at `temperature`. `seed` fixes the randomness so that a
+    /// parallel implementation stays deterministic (derive one stream per prompt index).
+    /// The default ignores the temperature: a deterministic policy samples its greedy answer.
+    fn sample_batch(&self, prompts: &[Prompt], temperature: f64, seed: u64) -> Vec<Trace> {
+        let _ = (temperature, seed);
+        self.generate_batch(prompts)
+    }
+}
+
+/// What a call to [`Student::fit`] did, for the ledger.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FitStats {
+    /// Optimisation steps (parameter updates).
+    pub steps: u64,
+    /// Training examples processed (with repetition over epochs).
+    pub examples: u64,
+    /// Whether the learner reached zero training error (ERM students); true if not applicable.
+    pub consistent: bool,
+}
+
+/// A student: a learner that is also a policy.
+pub trait Student: Policy {
+    /// Continues training with `new_demos`. The student keeps (or replays) what it was trained
+    /// on before, so that a single model can keep learning across phases; an ensemble member
+    /// is a fresh student fitted once on its phase's demonstrations.
+    fn fit(&mut self, new_demos: &[Demo]) -> Result<FitStats>;
+}
+
+/// Prompts `x ~ D`: a finite pool or an endless generator.
+pub trait PromptSource: Send {
+    /// The next `n` prompts. A finite pool returns an error once exhausted.
+    fn draw(&mut self, n: usize) -> Result<Vec<Prompt>>;
+}
+
+/// A task: its prompt distribution, teacher, verifier and student class.
+pub trait Task: Send + Sync {
+    fn name(&self) -> &str;
+
+    /// The dimension `d` of the student class (a hint for default phase sizes).
+    fn dimension(&self) -> usize;
+
+    /// A prompt stream. `split` is `"train"` or `"test"`: the two never share a draw
+    /// (independent streams for a generator, disjoint parts for a finite pool).
+    fn prompts(&self, split: &str, seed: u64) -> Result<Box<dyn PromptSource>>;
+
+    fn teacher(&self) -> &dyn Teacher;
+
+    fn verifier(&self) -> &dyn Verifier;
+
+    /// A fresh, untrained student of the task's default class.
+    fn new_student(&self, seed: u64) -> Box<dyn Student>;
+}

@@ -1,0 +1,442 @@
+//! The loop of the spec: Test, Filter, Update, phase after phase.
+
+use autotune_core::{
+    stream_rng, stream_seed, CoreError, Demo, FitStats, Ledger, Metered, Prompt, Rng, Task, Trace,
+};
+use rand::Rng as _;
+use serde::Serialize;
+
+use crate::model::{Member, Model};
+use crate::strategy::{Mask, StrategyConfig};
+use crate::weights::*;
+use crate::CurriculumError;
+
+/// Limits on what a run may spend. `None` is unlimited.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Budget {
+    pub max_demos: Option<u64>,
+    pub max_verifier_calls: Option<u64>,
+    pub max_seconds: Option<f64>,
+}
+
+/// What happened in one phase: the numbers the ledger keeps per phase.
+#[derive(Clone, Debug, Serialize)]
+pub struct PhaseReport {
+    pub phase: usize,
+    /// Teacher demonstrations bought in this phase.
+    pub demos: usize,
+    /// Candidate prompts drawn and tested in this phase.
+    pub drawn: u64,
+    /// Accepted / drawn.
+    pub acceptance_rate: f64,
+    /// Candidates per rank (members right, or samples right), index = rank.
+    pub rank_histogram: Vec<u64>,
+    /// FilterBoost: error of the new member on fresh filtered prompts.
+    pub member_error: Option<f64>,
+    /// Whether this phase added a member (FilterBoost drops members without an edge).
+    pub member_added: bool,
+    /// Members in the model after this phase.
+    pub members: usize,
+    pub fit: FitStats,
+    /// Cumulative costs after this phase.
+    pub ledger: Ledger,
+}
+
+/// Why a run ended.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopReason {
+    /// The filter rejected `draws` candidates in a row: the weighted error is small (w.h.p.).
+    Certificate { draws: u64 },
+    /// The planned number of phases is done.
+    MaxPhases,
+    /// A budget ran out (`demos`, `verifier_calls` or `seconds`).
+    Budget { what: String },
+    /// The observer asked to stop (e.g. the held-out target was reached).
+    Observer,
+}
+
+/// Tells the engine whether to go on after a phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    Continue,
+    Stop,
+}
+
+/// Watches the run after every phase (held-out evaluation, progress, logs). Time spent here is
+/// not charged to the strategy.
+pub trait Observer {
+    fn on_phase(&mut self, report: &PhaseReport, model: &Model) -> Control;
+}
+
+/// An observer that watches nothing.
+pub struct NoObserver;
+impl Observer for NoObserver {
+    fn on_phase(&mut self, _: &PhaseReport, _: &Model) -> Control {
+        Control::Continue
+    }
+}
+
+/// The end of a run.
+pub struct Outcome {
+    pub stop: StopReason,
+    pub phases: usize,
+    pub ledger: Ledger,
+    pub model: Model,
+    pub reports: Vec<PhaseReport>,
+}
+
+/// The score of a tested candidate: its rank and its acceptance probability.
+struct Score {
+    rank: usize,
+    accept: f64,
+}
+
+struct Engine<'a> {
+    task: &'a dyn Task,
+    cfg: &'a StrategyConfig,
+    eps: f64,
+    seed: u64,
+    budget: &'a Budget,
+    meter: Metered<'a>,
+    filter_rng: Rng,
+    sample_calls: u64,
+    members_built: u64,
+}
+
+/// Runs the curriculum `cfg` on `task` for target error `eps`.
+pub fn run_curriculum(
+    task: &dyn Task,
+    cfg: &StrategyConfig,
+    eps: f64,
+    seed: u64,
+    budget: &Budget,
+    observer: &mut dyn Observer,
+) -> Result<Outcome, CurriculumError> {
+    if !(eps > 0.0 && eps < 1.0) {
+        return Err(CoreError::Invalid(format!("eps must be in (0, 1), got {eps}")).into());
+    }
+    let mut e = Engine {
+        task,
+        cfg,
+        eps,
+        seed,
+        budget,
+        meter: Metered::new(task),
+        filter_rng: stream_rng(seed, "filter"),
+        sample_calls: 0,
+        members_built: 0,
+    };
+    e.run(observer)
+}
+
+impl<'a> Engine<'a> {
+    fn run(&mut self, observer: &mut dyn Observer) -> Result<Outcome, CurriculumError> {
+        let mut source = self.task.prompts("train", self.seed)?;
+        let mut model = if self.cfg.ensemble {
+            Model::Ensemble(Vec::new())
+        } else {
+            Model::Single(None)
+        };
+        let mut all_demos: Vec<Demo> = Vec::new();
+        let mut reports = Vec::new();
+        let certificate = self.cfg.certificate_draws(self.eps);
+        let mut est_accept = 1.0f64;
+        let mut stop = StopReason::MaxPhases;
+        let mut phase = 0usize;
+        'phases: while phase < self.cfg.max_phases {
+            let target = self.phase_target(phase, all_demos.len());
+            let want = target + self.edge_prompts();
+            // Test and Filter: draw candidates, score them, accept by rejection sampling.
+            let mut accepted: Vec<Prompt> = Vec::with_capacity(want);
+            let mut hist: Vec<u64> = Vec::new();
+            let mut drawn = 0u64;
+            let mut since_accept = 0u64;
+            let mut certified = false;
+            while accepted.len() < want {
+                if let Some(what) = self.budget_exhausted(all_demos.len() as u64) {
+                    stop = StopReason::Budget { what };
+                    break 'phases;
+                }
+                let need = (want - accepted.len()) as f64;
+                let mut n = (need / est_accept.max(1e-4) * 1.1).ceil() as u64;
+                n = n.clamp(8, 4096).min((certificate - since_accept).max(8));
+                let cands = source.draw(n as usize)?;
+                self.meter.count_drawn(cands.len());
+                let scores = self.score(&model, phase, &cands);
+                for (c, s) in cands.into_iter().zip(scores) {
+                    if hist.len() <= s.rank {
+                        hist.resize(s.rank + 1, 0);
+                    }
+                    hist[s.rank] += 1;
+                    drawn += 1;
+                    if s.accept >= 1.0
+                        || (s.accept > 0.0 && self.filter_rng.gen::<f64>() < s.accept)
+                    {
+                        accepted.push(c);
+                        since_accept = 0;
+                        if accepted.len() == want {
+                            break;
+                        }
+                    } else {
+                        since_accept += 1;
+                        if since_accept >= certificate {
+                            certified = true;
+                            break;
+                        }
+                    }
+                }
+                if certified {
+                    break;
+                }
+                est_accept = (accepted.len() as f64 / drawn as f64).max(1e-4);
+            }
+            if certified {
+                // The model is certified; prompts accepted earlier in this phase were not paid
+                // for by the teacher, and are dropped.
+                stop = StopReason::Certificate { draws: certificate };
+                break;
+            }
+            est_accept = accepted.len() as f64 / drawn.max(1) as f64;
+            // Update: teacher demonstrations on accepted prompts only, then train.
+            let edge_set: Vec<Prompt> = if accepted.len() > target {
+                accepted.split_off(target)
+            } else {
+                Vec::new()
+            };
+            if let Some(max) = self.budget.max_demos {
+                let left = max.saturating_sub(all_demos.len() as u64) as usize;
+                accepted.truncate(left);
+            }
+            let demos = self.meter.teach(accepted)?;
+            let n_demos = demos.len();
+            all_demos.extend(demos);
+            let new = &all_demos[all_demos.len() - n_demos..];
+            let (fit, member_error, member_added) =
+                self.update(&mut model, new, &all_demos, &edge_set)?;
+            let report = PhaseReport {
+                phase,
+                demos: n_demos,
+                drawn,
+                acceptance_rate: if drawn == 0 {
+                    1.0
+                } else {
+                    (n_demos + edge_set.len()) as f64 / drawn as f64
+                },
+                rank_histogram: hist,
+                member_error,
+                member_added,
+                members: model.len(),
+                fit,
+                ledger: self.meter.snapshot(),
+            };
+            let t0 = std::time::Instant::now();
+            let control = observer.on_phase(&report, &model);
+            self.meter.exclude_time(t0.elapsed());
+            reports.push(report);
+            phase += 1;
+            if control == Control::Stop {
+                stop = StopReason::Observer;
+                break;
+            }
+        }
+        Ok(Outcome {
+            stop,
+            phases: phase,
+            ledger: self.meter.snapshot(),
+            model,
+            reports,
+        })
+    }
+
+    fn edge_prompts(&self) -> usize {
+        match self.cfg.mask {
+            Mask::FilterBoost { .. } => self.cfg.edge_prompts,
+            _ => 0,
+        }
+    }
+
+    /// Demonstrations to buy in `phase`, given `total` so far.
+    fn phase_target(&self, phase: usize, total: usize) -> usize {
+        if phase == 0 {
+            return self.cfg.init_demos;
+        }
+        if self.cfg.growth > 1.0 {
+            let next = ((total as f64) * self.cfg.growth).ceil() as usize;
+            return next.saturating_sub(total).max(1);
+        }
+        self.cfg.phase_demos
+    }
+
+    fn budget_exhausted(&self, demos: u64) -> Option<String> {
+        let l = self.meter.snapshot();
+        if self.budget.max_demos.is_some_and(|m| demos >= m) {
+            return Some("demos".into());
+        }
+        if self
+            .budget
+            .max_verifier_calls
+            .is_some_and(|m| l.verifier_calls >= m)
+        {
+            return Some("verifier_calls".into());
+        }
+        if self.budget.max_seconds.is_some_and(|m| l.wall_seconds >= m) {
+            return Some("seconds".into());
+        }
+        None
+    }
+
+    /// Test: rank every candidate with the current model, and weigh it by the mask.
+    fn score(&mut self, model: &Model, phase: usize, cands: &[Prompt]) -> Vec<Score> {
+        let all = |rank| {
+            (0..cands.len())
+                .map(|_| Score { rank, accept: 1.0 })
+                .collect()
+        };
+        if model.is_empty() || self.cfg.mask == Mask::Uniform {
+            // Nothing to test: every prompt is rank 0 and accepted.
+            return all(0);
+        }
+        match self.cfg.mask {
+            Mask::Uniform => all(0),
+            Mask::ZeroVariance { k, temperature } | Mask::Learnability { k, temperature } => {
+                let passes = self.pass_counts(model, cands, k, temperature);
+                passes
+                    .into_iter()
+                    .map(|p| Score {
+                        rank: p,
+                        accept: match self.cfg.mask {
+                            Mask::ZeroVariance { .. } => zero_variance_weight(p, k),
+                            _ => learnability_weight(p as f64 / k as f64),
+                        },
+                    })
+                    .collect()
+            }
+            Mask::Counterexample | Mask::BoostByMajority { .. } | Mask::FilterBoost { .. } => {
+                let verdicts = self.member_verdicts(model, cands);
+                verdicts
+                    .into_iter()
+                    .map(|v| {
+                        let rank = v.iter().filter(|(c, _)| *c).count();
+                        let accept = match self.cfg.mask {
+                            Mask::Counterexample => f64::from(u8::from(rank == 0)),
+                            Mask::BoostByMajority { gamma } => {
+                                let k = self.cfg.max_phases;
+                                let max = bbm_max_weight(k, phase, gamma);
+                                if max > 0.0 {
+                                    bbm_weight(k, phase, rank, gamma) / max
+                                } else {
+                                    0.0
+                                }
+                            }
+                            Mask::FilterBoost { madaboost } => {
+                                let f: f64 = v.iter().map(|(c, a)| if *c { *a } else { -*a }).sum();
+                                if madaboost {
+                                    madaboost_weight(f)
+                                } else {
+                                    filterboost_weight(f)
+                                }
+                            }
+                            _ => unreachable!(),
+                        };
+                        Score { rank, accept }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Per candidate, per member: (verdict on the member's greedy answer, member's vote weight).
+    fn member_verdicts(&mut self, model: &Model, cands: &[Prompt]) -> Vec<Vec<(bool, f64)>> {
+        let mut out: Vec<Vec<(bool, f64)>> = vec![Vec::with_capacity(model.len()); cands.len()];
+        for (student, alpha) in model.members() {
+            let traces = self.meter.generate(student, cands);
+            let verdicts = self.meter.verify(cands, &traces);
+            for (o, v) in out.iter_mut().zip(verdicts) {
+                o.push((v, alpha));
+            }
+        }
+        out
+    }
+
+    /// Per candidate: how many of `k` samples of the single model the verifier accepts.
+    fn pass_counts(
+        &mut self,
+        model: &Model,
+        cands: &[Prompt],
+        k: usize,
+        temperature: f64,
+    ) -> Vec<usize> {
+        let mut passes = vec![0usize; cands.len()];
+        for (student, _) in model.members() {
+            for _ in 0..k {
+                let seed = stream_seed(self.seed, "sample").wrapping_add(self.sample_calls);
+                self.sample_calls += 1;
+                let traces: Vec<Trace> = self.meter.sample(student, cands, temperature, seed);
+                for (p, v) in passes.iter_mut().zip(self.meter.verify(cands, &traces)) {
+                    *p += usize::from(v);
+                }
+            }
+        }
+        passes
+    }
+
+    /// Update: train the single model, or a new member (and measure its edge).
+    fn update(
+        &mut self,
+        model: &mut Model,
+        new: &[Demo],
+        all: &[Demo],
+        edge_set: &[Prompt],
+    ) -> Result<(FitStats, Option<f64>, bool), CurriculumError> {
+        match model {
+            Model::Single(slot) => {
+                let student = slot.get_or_insert_with(|| {
+                    self.task.new_student(stream_seed(self.seed, "student"))
+                });
+                let fit = self.meter.fit(student.as_mut(), new)?;
+                Ok((fit, None, true))
+            }
+            Model::Ensemble(members) => {
+                let mut student = self
+                    .task
+                    .new_student(stream_seed(self.seed, "member").wrapping_add(self.members_built));
+                self.members_built += 1;
+                let data = if self.cfg.cumulative_members {
+                    all
+                } else {
+                    new
+                };
+                let fit = self.meter.fit(student.as_mut(), data)?;
+                if let Mask::FilterBoost { .. } = self.cfg.mask {
+                    if edge_set.is_empty() {
+                        return Ok((fit, None, false));
+                    }
+                    let traces = self.meter.generate(student.as_ref(), edge_set);
+                    let errors = self
+                        .meter
+                        .verify(edge_set, &traces)
+                        .iter()
+                        .filter(|v| !**v)
+                        .count();
+                    let err = errors as f64 / edge_set.len() as f64;
+                    let edge = smoothed_edge(errors, edge_set.len());
+                    if edge <= 0.0 {
+                        return Ok((fit, Some(err), false));
+                    }
+                    members.push(Member {
+                        student,
+                        alpha: member_alpha(edge),
+                    });
+                    Ok((fit, Some(err), true))
+                } else {
+                    members.push(Member {
+                        student,
+                        alpha: 1.0,
+                    });
+                    Ok((fit, None, true))
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! The autocurriculum of "Learning to Reason with Curriculum I" (COLT 2026), and the baselines.
+//!
+//! This crate knows nothing of files, terminals or HTTP: it takes a [`Task`](autotune_core::Task)
+//! and a [`StrategyConfig`], runs the Test/Filter/Update loop through the ledger, and reports
+//! each phase to an [`Observer`].
+
+mod engine;
+mod model;
+mod strategy;
+pub mod weights;
+
+pub use engine::{
+    run_curriculum, Budget, Control, NoObserver, Observer, Outcome, PhaseReport, StopReason,
+};
+pub use model::{plurality, Member, Model};
+pub use strategy::{
+    build_strategy, strategy_info, strategy_names, Mask, StrategyConfig, StrategyInfo, STRATEGIES,
+};
+
+use thiserror::Error;
+
+/// Errors of the curriculum layer.
+#[derive(Debug, Error)]
+pub enum CurriculumError {
+    #[error("unknown strategy `{name}`; valid strategies: {valid}")]
+    UnknownStrategy { name: String, valid: String },
+    #[error(transparent)]
+    Core(#[from] autotune_core::CoreError),
+}
