@@ -1,12 +1,13 @@
 //! The loop of the spec: Test, Filter, Update, phase after phase.
 
 use autotune_core::{
-    stream_rng, stream_seed, CoreError, Demo, FitStats, Ledger, Metered, Prompt, Rng, Task, Trace,
+    stream_rng, stream_seed, CoreError, Demo, FitStats, Ledger, Metered, Prompt, Rng, Task, Token,
+    Trace,
 };
 use rand::Rng as _;
 use serde::Serialize;
 
-use crate::model::{Member, Model};
+use crate::model::{plurality, Member, Model};
 use crate::strategy::{Mask, StrategyConfig};
 use crate::weights::*;
 use crate::CurriculumError;
@@ -46,8 +47,13 @@ pub struct PhaseReport {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StopReason {
-    /// The filter rejected `draws` candidates in a row: the weighted error is small (w.h.p.).
+    /// The filter rejected `draws` candidates in a row and the output model answered all of
+    /// them correctly: its error is at most eps with probability at least 1 - delta.
     Certificate { draws: u64 },
+    /// The filter rejected `draws` candidates in a row, but the output model was wrong on
+    /// `vote_errors` of them: the mask gives no weight to its remaining mistakes (e.g.
+    /// boost-by-majority's "lost" prompts), so no certificate is claimed.
+    FilterExhausted { draws: u64, vote_errors: u64 },
     /// The planned number of phases is done.
     MaxPhases,
     /// A budget ran out (`demos`, `verifier_calls` or `seconds`).
@@ -86,10 +92,12 @@ pub struct Outcome {
     pub reports: Vec<PhaseReport>,
 }
 
-/// The score of a tested candidate: its rank and its acceptance probability.
+/// The score of a tested candidate: its rank, its acceptance probability, and whether the
+/// output model (the vote, or the single model's greedy answer) is right on it, where known.
 struct Score {
     rank: usize,
     accept: f64,
+    vote_ok: Option<bool>,
 }
 
 struct Engine<'a> {
@@ -152,6 +160,7 @@ impl<'a> Engine<'a> {
             let mut hist: Vec<u64> = Vec::new();
             let mut drawn = 0u64;
             let mut since_accept = 0u64;
+            let mut vote_errors = 0u64;
             let mut certified = false;
             while accepted.len() < want {
                 if let Some(what) = self.budget_exhausted(all_demos.len() as u64) {
@@ -175,11 +184,13 @@ impl<'a> Engine<'a> {
                     {
                         accepted.push(c);
                         since_accept = 0;
+                        vote_errors = 0;
                         if accepted.len() == want {
                             break;
                         }
                     } else {
                         since_accept += 1;
+                        vote_errors += u64::from(s.vote_ok == Some(false));
                         if since_accept >= certificate {
                             certified = true;
                             break;
@@ -194,7 +205,14 @@ impl<'a> Engine<'a> {
             if certified {
                 // The model is certified; prompts accepted earlier in this phase were not paid
                 // for by the teacher, and are dropped.
-                stop = StopReason::Certificate { draws: certificate };
+                stop = if vote_errors == 0 {
+                    StopReason::Certificate { draws: certificate }
+                } else {
+                    StopReason::FilterExhausted {
+                        draws: certificate,
+                        vote_errors,
+                    }
+                };
                 break;
             }
             est_accept = accepted.len() as f64 / drawn.max(1) as f64;
@@ -290,7 +308,11 @@ impl<'a> Engine<'a> {
     fn score(&mut self, model: &Model, phase: usize, cands: &[Prompt]) -> Vec<Score> {
         let all = |rank| {
             (0..cands.len())
-                .map(|_| Score { rank, accept: 1.0 })
+                .map(|_| Score {
+                    rank,
+                    accept: 1.0,
+                    vote_ok: None,
+                })
                 .collect()
         };
         if model.is_empty() || self.cfg.mask == Mask::Uniform {
@@ -305,6 +327,7 @@ impl<'a> Engine<'a> {
                     .into_iter()
                     .map(|p| Score {
                         rank: p,
+                        vote_ok: None,
                         accept: match self.cfg.mask {
                             Mask::ZeroVariance { .. } => zero_variance_weight(p, k),
                             _ => learnability_weight(p as f64 / k as f64),
@@ -317,7 +340,11 @@ impl<'a> Engine<'a> {
                 verdicts
                     .into_iter()
                     .map(|v| {
-                        let rank = v.iter().filter(|(c, _)| *c).count();
+                        let rank = v.iter().filter(|(c, _, _)| *c).count();
+                        let vote = plurality(v.iter().map(|(_, a, ans)| (ans.as_slice(), *a)));
+                        // The vote is right iff it picked the answer of a member judged right.
+                        let vote_ok =
+                            vote.map(|w| v.iter().any(|(c, _, ans)| *c && ans.as_slice() == w));
                         let accept = match self.cfg.mask {
                             Mask::Counterexample => f64::from(u8::from(rank == 0)),
                             Mask::BoostByMajority { gamma } => {
@@ -330,7 +357,8 @@ impl<'a> Engine<'a> {
                                 }
                             }
                             Mask::FilterBoost { madaboost } => {
-                                let f: f64 = v.iter().map(|(c, a)| if *c { *a } else { -*a }).sum();
+                                let f: f64 =
+                                    v.iter().map(|(c, a, _)| if *c { *a } else { -*a }).sum();
                                 if madaboost {
                                     madaboost_weight(f)
                                 } else {
@@ -339,21 +367,32 @@ impl<'a> Engine<'a> {
                             }
                             _ => unreachable!(),
                         };
-                        Score { rank, accept }
+                        Score {
+                            rank,
+                            accept,
+                            vote_ok,
+                        }
                     })
                     .collect()
             }
         }
     }
 
-    /// Per candidate, per member: (verdict on the member's greedy answer, member's vote weight).
-    fn member_verdicts(&mut self, model: &Model, cands: &[Prompt]) -> Vec<Vec<(bool, f64)>> {
-        let mut out: Vec<Vec<(bool, f64)>> = vec![Vec::with_capacity(model.len()); cands.len()];
+    /// Per candidate, per member: (verdict on the member's greedy answer, the member's vote
+    /// weight, the answer).
+    #[allow(clippy::type_complexity)]
+    fn member_verdicts(
+        &mut self,
+        model: &Model,
+        cands: &[Prompt],
+    ) -> Vec<Vec<(bool, f64, Vec<Token>)>> {
+        let mut out: Vec<Vec<(bool, f64, Vec<Token>)>> =
+            vec![Vec::with_capacity(model.len()); cands.len()];
         for (student, alpha) in model.members() {
             let traces = self.meter.generate(student, cands);
             let verdicts = self.meter.verify(cands, &traces);
-            for (o, v) in out.iter_mut().zip(verdicts) {
-                o.push((v, alpha));
+            for ((o, v), t) in out.iter_mut().zip(verdicts).zip(traces) {
+                o.push((v, alpha, t.answer().to_vec()));
             }
         }
         out

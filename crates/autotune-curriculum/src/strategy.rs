@@ -72,7 +72,7 @@ pub struct StrategyInfo {
 
 const DELTA: ParamSpec = ParamSpec {
     key: "delta",
-    default: "0.05",
+    default: "0.01",
     help: "confidence of the stop certificate (stop after (c/eps) ln(1/delta) rejections in a row)",
 };
 const INIT: ParamSpec = ParamSpec {
@@ -97,8 +97,8 @@ const PER_PHASE: ParamSpec = ParamSpec {
 };
 const CUMULATIVE: ParamSpec = ParamSpec {
     key: "cumulative",
-    default: "false",
-    help: "train each member on all demonstrations so far (practice) instead of its phase's (faithful)",
+    default: "true",
+    help: "train each member on all demonstrations so far (practice, measured better) or only on its phase's (false: faithful boosting)",
 };
 const K: ParamSpec = ParamSpec {
     key: "k",
@@ -217,7 +217,7 @@ pub fn build_strategy(
         phase_demos: (d / 8).max(1),
         growth: 1.0,
         max_phases: 100_000,
-        delta: 0.05,
+        delta: 0.01,
         edge_prompts: 0,
         cumulative_members: false,
         params: p.clone(),

@@ -48,7 +48,7 @@ pub fn bbm_max_weight(phases: usize, i: usize, gamma: f64) -> f64 {
 /// K with `exp(-2 gamma^2 K) <= eps`.
 pub fn bbm_phases(eps: f64, gamma: f64) -> usize {
     let k = ((1.0 / eps).ln() / (2.0 * gamma * gamma)).ceil().max(1.0) as usize;
-    if k % 2 == 0 {
+    if k.is_multiple_of(2) {
         k + 1
     } else {
         k

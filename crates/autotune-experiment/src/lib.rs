@@ -1,1 +1,31 @@
+//! Experiments: one run of a strategy with held-out evaluation, and comparisons of many runs.
+//!
+//! "Demos to reach eps" follows the spec: held-out prompts are fresh draws from D (at least
+//! `10/eps` of them, from a stream the run never trains on); a strategy reaches eps at the
+//! first checkpoint (end of a phase) whose held-out error is `<= eps`, and the cumulative cost
+//! at that checkpoint is reported.
 
+mod compare;
+mod eval;
+mod fit;
+mod run;
+mod table;
+
+pub use compare::{aggregate, compare, Aggregate, CompareReport, CompareSpec, StrategyFit};
+pub use eval::HeldOut;
+pub use fit::{fit_linear, LinearFit};
+pub use run::{run_one, Checkpoint, RunResult, RunSpec};
+pub use table::render_table;
+
+use thiserror::Error;
+
+/// Errors of the experiment layer.
+#[derive(Debug, Error)]
+pub enum ExperimentError {
+    #[error(transparent)]
+    Curriculum(#[from] autotune_curriculum::CurriculumError),
+    #[error(transparent)]
+    Core(#[from] autotune_core::CoreError),
+    #[error("invalid experiment: {0}")]
+    Invalid(String),
+}

@@ -1,1 +1,69 @@
+//! Built-in tasks. Each registers its name, its parameters with defaults, and a constructor;
+//! the CLI lists and builds them from [`TASKS`].
+//!
+//! To add a task: implement [`Task`](autotune_core::Task) (prompt source, teacher, verifier,
+//! student), declare its [`ParamSpec`]s and add a [`TaskInfo`] to [`TASKS`].
 
+pub mod halfspace;
+pub mod skills;
+mod source;
+
+pub use source::GeneratorSource;
+
+use autotune_core::{CoreError, ParamSpec, Params, Task};
+
+/// Builds a task instance for a seed from resolved parameters.
+pub type TaskBuilder = fn(&Params, u64) -> Result<Box<dyn Task>, CoreError>;
+
+/// A task's name, summary, parameters and constructor.
+pub struct TaskInfo {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub params: &'static [ParamSpec],
+    /// Builds the task instance for `seed` from resolved parameters.
+    pub build: TaskBuilder,
+}
+
+/// Every built-in task.
+pub const TASKS: &[TaskInfo] = &[
+    TaskInfo {
+        name: "halfspace-cot",
+        summary: "Joshi et al.'s autoregressive linear thresholds: each CoT step appends 1[w*.window >= theta*]; ERM halfspace student (d = window + 1)",
+        params: halfspace::PARAMS,
+        build: halfspace::build,
+    },
+    TaskInfo {
+        name: "skills",
+        summary: "each prompt needs one of n latent skills with heavy-tailed frequencies; a skill's CoT procedure is learned from its demonstrations",
+        params: skills::PARAMS,
+        build: skills::build,
+    },
+];
+
+/// The registered names, comma separated.
+pub fn task_names() -> String {
+    TASKS.iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+}
+
+/// Looks up a task by name.
+pub fn task_info(name: &str) -> Result<&'static TaskInfo, CoreError> {
+    TASKS.iter().find(|t| t.name == name).ok_or_else(|| {
+        CoreError::Invalid(format!(
+            "unknown task `{name}`; valid tasks: {}",
+            task_names()
+        ))
+    })
+}
+
+/// Builds task `name` for `seed` from user parameters (checked, defaults filled in).
+/// Returns the task and its resolved parameters.
+pub fn build_task(
+    name: &str,
+    params: &Params,
+    seed: u64,
+) -> Result<(Box<dyn Task>, Params), CoreError> {
+    let info = task_info(name)?;
+    let resolved = params.resolve(&format!("task `{name}`"), info.params)?;
+    let task = (info.build)(&resolved, seed)?;
+    Ok((task, resolved))
+}

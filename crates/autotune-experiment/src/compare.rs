@@ -1,0 +1,283 @@
+//! Comparisons: every (strategy, eps, seed) run, aggregated over seeds, with scaling fits.
+
+use autotune_core::{ParamSpec, Params};
+use autotune_curriculum::{strategy_info, Budget, StopReason};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::{fit_linear, run_one, ExperimentError, LinearFit, RunResult, RunSpec};
+
+/// A comparison: strategies x eps values x seeds on one task.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompareSpec {
+    pub task: String,
+    pub task_params: Params,
+    pub strategies: Vec<String>,
+    /// Strategy parameters; each key goes to the strategies that declare it.
+    pub strategy_params: Params,
+    pub eps: Vec<f64>,
+    pub seeds: u64,
+    pub base_seed: u64,
+    pub test_factor: f64,
+    pub budget: Budget,
+    pub stop_at_eps: bool,
+}
+
+impl CompareSpec {
+    /// The run specs, heaviest (smallest eps) first for load balance.
+    pub fn runs(&self) -> Result<Vec<RunSpec>, ExperimentError> {
+        if self.strategies.is_empty() || self.eps.is_empty() || self.seeds == 0 {
+            return Err(ExperimentError::Invalid(
+                "need at least one strategy, one eps and one seed".into(),
+            ));
+        }
+        let mut declared: Vec<&ParamSpec> = Vec::new();
+        let mut per_strategy = Vec::new();
+        for s in &self.strategies {
+            let info = strategy_info(s)?;
+            declared.extend(info.params.iter());
+            per_strategy.push((s.clone(), self.strategy_params.subset(info.params)));
+        }
+        if let Some(k) = self
+            .strategy_params
+            .0
+            .keys()
+            .find(|k| !declared.iter().any(|p| p.key == k.as_str()))
+        {
+            return Err(ExperimentError::Invalid(format!(
+                "strategy parameter `{k}` is not a parameter of any of: {}",
+                self.strategies.join(", ")
+            )));
+        }
+        let mut eps = self.eps.clone();
+        eps.sort_by(|a, b| a.total_cmp(b));
+        let mut out = Vec::new();
+        for &e in &eps {
+            for (s, p) in &per_strategy {
+                for i in 0..self.seeds {
+                    out.push(RunSpec {
+                        task: self.task.clone(),
+                        task_params: self.task_params.clone(),
+                        strategy: s.clone(),
+                        strategy_params: p.clone(),
+                        eps: e,
+                        seed: self.base_seed + i,
+                        test_factor: self.test_factor,
+                        budget: self.budget.clone(),
+                        stop_at_eps: self.stop_at_eps,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// One (strategy, eps) cell, over seeds. Costs are taken at the checkpoint where eps was
+/// reached, or at the end of the run for seeds that did not reach it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Aggregate {
+    pub strategy: String,
+    pub eps: f64,
+    pub seeds: usize,
+    pub reached: usize,
+    /// Median of demos-to-eps with unreached seeds counted as infinite: null if half or more
+    /// of the seeds did not reach eps.
+    pub demos_median: Option<f64>,
+    /// Smallest demos-to-eps over seeds that reached eps.
+    pub demos_min: Option<u64>,
+    /// Largest demos-to-eps; null if some seed did not reach eps.
+    pub demos_max: Option<u64>,
+    pub demos_per_seed: Vec<Option<u64>>,
+    pub teacher_tokens_median: f64,
+    pub verifier_calls_median: f64,
+    pub student_generations_median: f64,
+    pub student_tokens_median: f64,
+    pub training_steps_median: f64,
+    pub prompts_drawn_median: f64,
+    pub wall_seconds_median: f64,
+    /// Demos spent by the end of the run (to the strategy's own stop when not stopped at eps).
+    pub demos_at_stop_median: f64,
+    pub final_error_median: f64,
+    pub heldout_prompts: usize,
+    pub stops: Vec<StopReason>,
+}
+
+/// How a strategy's median demos scale with eps.
+#[derive(Clone, Debug, Serialize)]
+pub struct StrategyFit {
+    pub strategy: String,
+    /// `demos = a + b ln(1/eps)` (the autocurriculum's shape).
+    pub vs_log_inv_eps: Option<LinearFit>,
+    /// `demos = a + b / eps` (the non-adaptive shape).
+    pub vs_inv_eps: Option<LinearFit>,
+    /// Slope of `ln demos` against `ln(1/eps)`: about 1 for d/eps, near 0 for d log(1/eps).
+    pub loglog_slope: Option<f64>,
+    /// Median demos at successive eps values, larger eps first: (eps_from, eps_to, ratio).
+    pub growth: Vec<(f64, f64, f64)>,
+}
+
+/// Everything a comparison measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct CompareReport {
+    pub task: String,
+    pub task_params: Params,
+    pub dimension: usize,
+    pub seeds: u64,
+    pub base_seed: u64,
+    pub eps: Vec<f64>,
+    pub strategies: Vec<String>,
+    pub results: Vec<Aggregate>,
+    pub fits: Vec<StrategyFit>,
+    pub runs: Vec<RunResult>,
+    pub total_wall_seconds: f64,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Median with `None` as +infinity; `None` if the median falls on an unreached seed.
+fn median_opt(v: &[Option<u64>]) -> Option<f64> {
+    let mut x: Vec<f64> = v
+        .iter()
+        .map(|d| d.map_or(f64::INFINITY, |d| d as f64))
+        .collect();
+    x.sort_by(|a, b| a.total_cmp(b));
+    let m = median(x);
+    m.is_finite().then_some(m)
+}
+
+/// Aggregates runs over seeds into one row per (strategy, eps), in the given orders.
+pub fn aggregate(runs: &[RunResult], strategies: &[String], eps: &[f64]) -> Vec<Aggregate> {
+    let mut out = Vec::new();
+    for s in strategies {
+        for &e in eps {
+            let cell: Vec<&RunResult> = runs
+                .iter()
+                .filter(|r| &r.strategy == s && r.eps == e)
+                .collect();
+            if cell.is_empty() {
+                continue;
+            }
+            let per_seed: Vec<Option<u64>> = cell.iter().map(|r| r.demos_to_eps).collect();
+            let med = |f: &dyn Fn(&RunResult) -> f64| median(cell.iter().map(|r| f(r)).collect());
+            out.push(Aggregate {
+                strategy: s.clone(),
+                eps: e,
+                seeds: cell.len(),
+                reached: cell.iter().filter(|r| r.reached).count(),
+                demos_median: median_opt(&per_seed),
+                demos_min: per_seed.iter().flatten().min().copied(),
+                demos_max: if per_seed.iter().all(Option::is_some) {
+                    per_seed.iter().flatten().max().copied()
+                } else {
+                    None
+                },
+                demos_per_seed: per_seed,
+                teacher_tokens_median: med(&|r| r.cost().teacher_tokens as f64),
+                verifier_calls_median: med(&|r| r.cost().verifier_calls as f64),
+                student_generations_median: med(&|r| r.cost().student_generations as f64),
+                student_tokens_median: med(&|r| r.cost().student_tokens as f64),
+                training_steps_median: med(&|r| r.cost().training_steps as f64),
+                prompts_drawn_median: med(&|r| r.cost().prompts_drawn as f64),
+                wall_seconds_median: med(&|r| r.cost().wall_seconds),
+                demos_at_stop_median: med(&|r| r.final_ledger.teacher_calls as f64),
+                final_error_median: med(&|r| r.final_error),
+                heldout_prompts: cell[0].heldout_prompts,
+                stops: cell.iter().map(|r| r.stop.clone()).collect(),
+            });
+        }
+    }
+    out
+}
+
+fn fits(results: &[Aggregate], strategies: &[String]) -> Vec<StrategyFit> {
+    strategies
+        .iter()
+        .map(|s| {
+            let mut pts: Vec<(f64, f64)> = results
+                .iter()
+                .filter(|a| &a.strategy == s)
+                .filter_map(|a| a.demos_median.map(|d| (a.eps, d)))
+                .collect();
+            pts.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let log_pts: Vec<(f64, f64)> = pts.iter().map(|&(e, d)| ((1.0 / e).ln(), d)).collect();
+            let inv_pts: Vec<(f64, f64)> = pts.iter().map(|&(e, d)| (1.0 / e, d)).collect();
+            let ll: Vec<(f64, f64)> = pts
+                .iter()
+                .map(|&(e, d)| ((1.0 / e).ln(), d.max(1.0).ln()))
+                .collect();
+            StrategyFit {
+                strategy: s.clone(),
+                vs_log_inv_eps: fit_linear(&log_pts),
+                vs_inv_eps: fit_linear(&inv_pts),
+                loglog_slope: fit_linear(&ll).map(|f| f.slope),
+                growth: pts
+                    .windows(2)
+                    .map(|w| (w[0].0, w[1].0, w[1].1 / w[0].1))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// Runs every (strategy, eps, seed) of `spec` in parallel; `on_done` is called after each run.
+pub fn compare(
+    spec: &CompareSpec,
+    on_done: &(dyn Fn(&RunResult) + Sync),
+) -> Result<CompareReport, ExperimentError> {
+    let start = std::time::Instant::now();
+    let specs = spec.runs()?;
+    let runs: Vec<RunResult> = specs
+        .par_iter()
+        .map(|r| {
+            let res = run_one(r, |_| {})?;
+            on_done(&res);
+            Ok(res)
+        })
+        .collect::<Result<_, ExperimentError>>()?;
+    let mut eps = spec.eps.clone();
+    eps.sort_by(|a, b| b.total_cmp(a));
+    eps.dedup();
+    let results = aggregate(&runs, &spec.strategies, &eps);
+    let fits = fits(&results, &spec.strategies);
+    Ok(CompareReport {
+        task: spec.task.clone(),
+        task_params: runs
+            .first()
+            .map(|r| r.task_params.clone())
+            .unwrap_or_default(),
+        dimension: runs.first().map_or(0, |r| r.dimension),
+        seeds: spec.seeds,
+        base_seed: spec.base_seed,
+        eps,
+        strategies: spec.strategies.clone(),
+        results,
+        fits,
+        runs,
+        total_wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_counts_unreached_as_infinite() {
+        assert_eq!(median_opt(&[Some(1), Some(3), None]), Some(3.0));
+        assert_eq!(median_opt(&[Some(1), None, None]), None);
+        assert_eq!(median_opt(&[Some(1), Some(3)]), Some(2.0));
+        assert_eq!(median_opt(&[Some(1), None]), None);
+    }
+}

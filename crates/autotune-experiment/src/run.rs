@@ -1,0 +1,163 @@
+//! One run: one task instance, one strategy, one target eps, one seed.
+
+use autotune_core::{Ledger, Params, Task};
+use autotune_curriculum::{
+    build_strategy, run_curriculum, Budget, Control, Model, Observer, PhaseReport, StopReason,
+    StrategyConfig,
+};
+use serde::Serialize;
+
+use crate::{ExperimentError, HeldOut};
+
+/// Everything that defines a run (written as the run's resolved configuration).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSpec {
+    pub task: String,
+    pub task_params: Params,
+    pub strategy: String,
+    pub strategy_params: Params,
+    pub eps: f64,
+    pub seed: u64,
+    /// Held-out prompts: `ceil(test_factor / eps)`, at least 10/eps.
+    pub test_factor: f64,
+    pub budget: Budget,
+    /// Stop as soon as the held-out error reaches eps (saves time in comparisons); otherwise
+    /// the strategy runs to its own stop (certificate, phases or budget).
+    pub stop_at_eps: bool,
+}
+
+/// Held-out error and cumulative costs at the end of a phase.
+#[derive(Clone, Debug, Serialize)]
+pub struct Checkpoint {
+    pub phase: usize,
+    pub members: usize,
+    pub demos: u64,
+    pub acceptance_rate: f64,
+    pub heldout_error: f64,
+    pub ledger: Ledger,
+}
+
+/// What a run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    pub task: String,
+    pub strategy: String,
+    pub eps: f64,
+    pub seed: u64,
+    pub heldout_prompts: usize,
+    /// Whether some checkpoint reached held-out error `<= eps`.
+    pub reached: bool,
+    /// Teacher demonstrations at the first checkpoint with held-out error `<= eps`.
+    pub demos_to_eps: Option<u64>,
+    /// The full ledger at that checkpoint.
+    pub cost_to_eps: Option<Ledger>,
+    /// Held-out error at the last checkpoint.
+    pub final_error: f64,
+    pub final_ledger: Ledger,
+    pub stop: StopReason,
+    pub phases: usize,
+    pub dimension: usize,
+    pub checkpoints: Vec<Checkpoint>,
+    pub strategy_config: StrategyConfig,
+    pub task_params: Params,
+}
+
+impl RunResult {
+    /// Costs at the eps checkpoint if reached, else at the end of the run.
+    pub fn cost(&self) -> &Ledger {
+        self.cost_to_eps.as_ref().unwrap_or(&self.final_ledger)
+    }
+}
+
+struct HeldOutObserver<'a, F: FnMut(&Checkpoint)> {
+    task: &'a dyn Task,
+    heldout: HeldOut,
+    eps: f64,
+    stop_at_eps: bool,
+    checkpoints: Vec<Checkpoint>,
+    reached: Option<usize>,
+    on_checkpoint: F,
+}
+
+impl<F: FnMut(&Checkpoint)> Observer for HeldOutObserver<'_, F> {
+    fn on_phase(&mut self, report: &PhaseReport, model: &Model) -> Control {
+        let err = self.heldout.error(self.task, model);
+        let cp = Checkpoint {
+            phase: report.phase,
+            members: report.members,
+            demos: report.ledger.teacher_calls,
+            acceptance_rate: report.acceptance_rate,
+            heldout_error: err,
+            ledger: report.ledger.clone(),
+        };
+        (self.on_checkpoint)(&cp);
+        self.checkpoints.push(cp);
+        if err <= self.eps && self.reached.is_none() {
+            self.reached = Some(self.checkpoints.len() - 1);
+            if self.stop_at_eps {
+                return Control::Stop;
+            }
+        }
+        Control::Continue
+    }
+}
+
+/// Runs `spec`, calling `on_checkpoint` after every phase.
+pub fn run_one(
+    spec: &RunSpec,
+    on_checkpoint: impl FnMut(&Checkpoint),
+) -> Result<RunResult, ExperimentError> {
+    if !(spec.eps > 0.0 && spec.eps < 1.0) {
+        return Err(ExperimentError::Invalid(format!(
+            "eps must be in (0, 1), got {}",
+            spec.eps
+        )));
+    }
+    if spec.test_factor < 10.0 {
+        return Err(ExperimentError::Invalid(format!(
+            "test_factor must be at least 10 (held-out set of 10/eps prompts), got {}",
+            spec.test_factor
+        )));
+    }
+    let (task, task_params) = autotune_tasks::build_task(&spec.task, &spec.task_params, spec.seed)?;
+    let d = task.dimension();
+    let cfg = build_strategy(&spec.strategy, &spec.strategy_params, spec.eps, d)?;
+    let n_test = (spec.test_factor / spec.eps).ceil() as usize;
+    let heldout = HeldOut::new(task.prompts("test", spec.seed)?.draw(n_test)?);
+    let mut obs = HeldOutObserver {
+        task: task.as_ref(),
+        heldout,
+        eps: spec.eps,
+        stop_at_eps: spec.stop_at_eps,
+        checkpoints: Vec::new(),
+        reached: None,
+        on_checkpoint,
+    };
+    let outcome = run_curriculum(
+        task.as_ref(),
+        &cfg,
+        spec.eps,
+        spec.seed,
+        &spec.budget,
+        &mut obs,
+    )?;
+    let reached = obs.reached.map(|i| &obs.checkpoints[i]);
+    Ok(RunResult {
+        task: spec.task.clone(),
+        strategy: spec.strategy.clone(),
+        eps: spec.eps,
+        seed: spec.seed,
+        heldout_prompts: n_test,
+        reached: reached.is_some(),
+        demos_to_eps: reached.map(|c| c.demos),
+        cost_to_eps: reached.map(|c| c.ledger.clone()),
+        final_error: obs.checkpoints.last().map_or(1.0, |c| c.heldout_error),
+        final_ledger: outcome.ledger,
+        stop: outcome.stop,
+        phases: outcome.phases,
+        dimension: d,
+        checkpoints: obs.checkpoints,
+        strategy_config: cfg,
+        task_params,
+    })
+}

@@ -1,0 +1,573 @@
+//! `halfspace-cot`: Joshi et al. (2025)'s autoregressive linear thresholds.
+//!
+//! A prompt is a bit string. Each CoT step appends the bit `1[w* . v >= theta*]`, where `v` is
+//! the last `window` bits of prompt-and-CoT so far; the answer is the last `answer_bits` bits.
+//! The student class is the time-invariant halfspace on the window, iterated `steps` times:
+//! dimension `d = window + 1`. With CoT supervision every step is a labelled example, so the
+//! sample complexity does not grow with the number of steps.
+//!
+//! The target has Gaussian weights, so margins have a continuous law: no finite sample pins the
+//! target down, and a consistent learner's error keeps falling like `d/n` (the regime of the
+//! `d/eps` lower bound for non-adaptive SFT). The student is an exact ERM: the hard-margin SVM
+//! on every distinct window it was shown, solved by constraint generation with the Clarabel QP
+//! solver (always consistent on noise-free data).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use autotune_core::{
+    stream_rng, CoreError, Demo, FitStats, ParamSpec, Params, Policy, Prompt, PromptSource, Result,
+    Rng, Student, Task, Teacher, Token, Trace, Verifier,
+};
+use rand::seq::SliceRandom;
+use rand::{Rng as _, SeedableRng};
+use rayon::prelude::*;
+
+use crate::GeneratorSource;
+
+/// Parameters of `halfspace-cot`.
+pub const PARAMS: &[ParamSpec] = &[
+    ParamSpec { key: "window", default: "32", help: "bits the next-step rule sees (d = window + 1), 1..=63" },
+    ParamSpec { key: "prompt_bits", default: "auto", help: "bits in a prompt (auto: window)" },
+    ParamSpec { key: "steps", default: "16", help: "CoT steps T (>= answer_bits)" },
+    ParamSpec { key: "answer_bits", default: "8", help: "the answer is the last answer_bits CoT bits" },
+    ParamSpec {
+        key: "dist",
+        default: "rare-hard",
+        help: "prompt distribution: uniform (fair bits) | sparse (bits are 1 w.p. density) | rare-hard (mass 1-hard_frac on a few prototype prompts with rare bit flips, hard_frac on uniform prompts)",
+    },
+    ParamSpec { key: "hard_frac", default: "0.05", help: "rare-hard: mass of uniform (informative) prompts" },
+    ParamSpec { key: "prototypes", default: "4", help: "rare-hard: number of easy prototype prompts" },
+    ParamSpec { key: "flip", default: "0.03", help: "rare-hard: bit-flip probability around a prototype" },
+    ParamSpec { key: "density", default: "0.1", help: "sparse: probability of a 1 bit" },
+    ParamSpec { key: "logit_scale", default: "8.0", help: "student sampling: logit = logit_scale * geometric margin / temperature" },
+];
+
+#[derive(Clone, Debug)]
+enum Dist {
+    Uniform,
+    Sparse {
+        density: f64,
+    },
+    RareHard {
+        hard_frac: f64,
+        prototypes: Vec<u64>,
+        flip: f64,
+    },
+}
+
+/// Shape of the CoT, shared by teacher, verifier and student.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    window: usize,
+    prompt_bits: usize,
+    steps: usize,
+    answer_bits: usize,
+}
+
+impl Shape {
+    fn mask(&self) -> u64 {
+        (1u64 << self.window) - 1
+    }
+
+    /// The window after reading the prompt (older bits shifted out), or an error message.
+    fn start(&self, prompt: &Prompt) -> std::result::Result<u64, String> {
+        if prompt.tokens.len() != self.prompt_bits {
+            return Err(format!(
+                "prompt {} has {} tokens, expected {} bits",
+                prompt.id,
+                prompt.tokens.len(),
+                self.prompt_bits
+            ));
+        }
+        let mut v = 0u64;
+        for &t in &prompt.tokens {
+            if t > 1 {
+                return Err(format!(
+                    "prompt {} has token {t}, expected bits 0/1",
+                    prompt.id
+                ));
+            }
+            v = ((v << 1) | u64::from(t)) & self.mask();
+        }
+        Ok(v)
+    }
+
+    /// Runs `next` for `steps` steps from the prompt's window; returns the CoT bits.
+    fn roll(&self, mut v: u64, mut next: impl FnMut(u64) -> bool) -> Vec<Token> {
+        let mut out = Vec::with_capacity(self.steps);
+        for _ in 0..self.steps {
+            let b = next(v);
+            out.push(Token::from(b));
+            v = ((v << 1) | u64::from(b)) & self.mask();
+        }
+        out
+    }
+}
+
+/// Sum of `w[j]` over the set bits `j` of `v`.
+#[inline]
+fn dot(w: &[f64], mut v: u64) -> f64 {
+    let mut s = 0.0;
+    while v != 0 {
+        s += w[v.trailing_zeros() as usize];
+        v &= v - 1;
+    }
+    s
+}
+
+/// The target rule `1[w* . v >= theta*]`.
+struct Target {
+    shape: Shape,
+    w: Vec<f64>,
+    theta: f64,
+}
+
+impl Target {
+    fn bit(&self, v: u64) -> bool {
+        dot(&self.w, v) >= self.theta
+    }
+
+    fn cot(&self, prompt: &Prompt) -> std::result::Result<Trace, String> {
+        let v = self.shape.start(prompt)?;
+        Ok(Trace::new(
+            self.shape.roll(v, |v| self.bit(v)),
+            self.shape.answer_bits,
+        ))
+    }
+}
+
+/// The `halfspace-cot` task instance.
+pub struct HalfspaceTask {
+    target: Arc<Target>,
+    dist: Arc<Dist>,
+    logit_scale: f64,
+}
+
+/// Builds the task for `seed` from resolved parameters.
+pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
+    let window: usize = p.get_checked("window", "an integer in 1..=63", |w: usize| {
+        (1..=63).contains(&w)
+    })?;
+    let prompt_bits = if p.raw("prompt_bits") == Some("auto") {
+        window
+    } else {
+        p.get_checked(
+            "prompt_bits",
+            "an integer in 1..=4096 or auto",
+            |b: usize| (1..=4096).contains(&b),
+        )?
+    };
+    let answer_bits: usize = p.get_checked("answer_bits", "an integer >= 1", |b: usize| b >= 1)?;
+    let steps: usize = p.get_checked("steps", "an integer in answer_bits..=4096", |s: usize| {
+        s >= answer_bits && s <= 4096
+    })?;
+    let logit_scale: f64 = p.get_checked("logit_scale", "a number > 0", |s: f64| s > 0.0)?;
+    let prob = |key: &str| {
+        p.get_checked(key, "a probability in [0, 1]", |x: f64| {
+            (0.0..=1.0).contains(&x)
+        })
+    };
+    let shape = Shape {
+        window,
+        prompt_bits,
+        steps,
+        answer_bits,
+    };
+
+    let mut rng = stream_rng(seed, "halfspace/target");
+    // Standard normal weights (Box-Muller); theta* = sum(w*)/2, the mean of w* . v under fair
+    // bits, so about half the uniform windows are above it.
+    let w: Vec<f64> = (0..window)
+        .map(|_| {
+            let (u1, u2): (f64, f64) = (rng.gen::<f64>().max(f64::MIN_POSITIVE), rng.gen());
+            (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        })
+        .collect();
+    let theta = w.iter().sum::<f64>() / 2.0;
+    let target = Target { shape, w, theta };
+
+    let dist = match p.raw("dist").unwrap_or_default() {
+        "uniform" => Dist::Uniform,
+        "sparse" => Dist::Sparse {
+            density: prob("density")?,
+        },
+        "rare-hard" => {
+            let k: usize =
+                p.get_checked("prototypes", "an integer in 1..=1000000", |k: usize| {
+                    (1..=1_000_000).contains(&k)
+                })?;
+            let mut prng = stream_rng(seed, "halfspace/prototypes");
+            let prototypes = (0..k).map(|_| prng.gen::<u64>()).collect();
+            Dist::RareHard {
+                hard_frac: prob("hard_frac")?,
+                prototypes,
+                flip: prob("flip")?,
+            }
+        }
+        other => {
+            return Err(CoreError::BadParam {
+                key: "dist".into(),
+                value: other.into(),
+                expected: "uniform, sparse or rare-hard".into(),
+            })
+        }
+    };
+    Ok(Box::new(HalfspaceTask {
+        target: Arc::new(target),
+        dist: Arc::new(dist),
+        logit_scale,
+    }))
+}
+
+fn sample_prompt(dist: &Dist, bits: usize, rng: &mut Rng) -> Vec<Token> {
+    match dist {
+        Dist::Uniform => (0..bits).map(|_| Token::from(rng.gen::<bool>())).collect(),
+        Dist::Sparse { density } => (0..bits)
+            .map(|_| Token::from(rng.gen_bool(*density)))
+            .collect(),
+        Dist::RareHard {
+            hard_frac,
+            prototypes,
+            flip,
+        } => {
+            if rng.gen_bool(*hard_frac) {
+                return sample_prompt(&Dist::Uniform, bits, rng);
+            }
+            let p = prototypes[rng.gen_range(0..prototypes.len())];
+            (0..bits)
+                .map(|i| {
+                    let b = (p >> (i % 64)) & 1 == 1;
+                    Token::from(b ^ rng.gen_bool(*flip))
+                })
+                .collect()
+        }
+    }
+}
+
+impl Task for HalfspaceTask {
+    fn name(&self) -> &str {
+        "halfspace-cot"
+    }
+
+    fn dimension(&self) -> usize {
+        self.target.shape.window + 1
+    }
+
+    fn prompts(&self, split: &str, seed: u64) -> Result<Box<dyn PromptSource>> {
+        if split != "train" && split != "test" {
+            return Err(CoreError::Invalid(format!(
+                "unknown split `{split}`; expected train or test"
+            )));
+        }
+        let dist = Arc::clone(&self.dist);
+        let bits = self.target.shape.prompt_bits;
+        Ok(Box::new(GeneratorSource::new(
+            seed,
+            split,
+            move |rng: &mut Rng| sample_prompt(&dist, bits, rng),
+        )))
+    }
+
+    fn teacher(&self) -> &dyn Teacher {
+        self
+    }
+
+    fn verifier(&self) -> &dyn Verifier {
+        self
+    }
+
+    fn new_student(&self, seed: u64) -> Box<dyn Student> {
+        Box::new(HalfspaceStudent::new(
+            self.target.shape,
+            self.logit_scale,
+            seed,
+        ))
+    }
+}
+
+impl Teacher for HalfspaceTask {
+    fn demonstrate_batch(&self, prompts: &[Prompt]) -> Result<Vec<Trace>> {
+        prompts
+            .iter()
+            .map(|p| self.target.cot(p).map_err(CoreError::Teacher))
+            .collect()
+    }
+}
+
+impl Verifier for HalfspaceTask {
+    fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool> {
+        prompts
+            .iter()
+            .zip(answers)
+            .map(|(p, a)| match self.target.cot(p) {
+                Ok(t) => t.answer() == *a,
+                Err(_) => false,
+            })
+            .collect()
+    }
+}
+
+/// Batches at least this large are generated in parallel.
+const PAR_MIN: usize = 512;
+
+/// The ERM student: the hard-margin SVM (minimum-norm separator with margin 1) on every
+/// distinct window of its demonstrations, the label of each CoT step. Consistent with all of
+/// them whenever they are separable, which noise-free teacher data always are.
+///
+/// Solved by constraint generation: the QP on a working set of windows, then the windows that
+/// violate the margin are added, until none does; the support windows seed the next fit, so
+/// continued training is incremental.
+pub struct HalfspaceStudent {
+    shape: Shape,
+    logit_scale: f64,
+    /// Weights on the window bits.
+    w: Vec<f64>,
+    b: f64,
+    examples: Vec<(u64, bool)>,
+    /// Label of every distinct window seen (the data are noise-free: one label per window).
+    seen: HashMap<u64, bool>,
+    /// Indices of the windows in the last working set whose margin constraint is active.
+    support: Vec<usize>,
+    conflicts: u64,
+    rng: Rng,
+}
+
+/// Working-set windows per constraint-generation round, at most.
+const ADD_PER_ROUND: usize = 512;
+/// Margin violations below this are numerical noise of the interior-point solver.
+const TOL: f64 = 1e-6;
+
+impl HalfspaceStudent {
+    fn new(shape: Shape, logit_scale: f64, seed: u64) -> Self {
+        Self {
+            shape,
+            logit_scale,
+            w: vec![0.0; shape.window],
+            b: 0.0,
+            examples: Vec::new(),
+            seen: HashMap::new(),
+            support: Vec::new(),
+            conflicts: 0,
+            rng: Rng::seed_from_u64(seed),
+        }
+    }
+
+    #[inline]
+    fn score(&self, v: u64) -> f64 {
+        dot(&self.w, v) + self.b
+    }
+
+    fn greedy(&self, prompt: &Prompt) -> Trace {
+        match self.shape.start(prompt) {
+            Ok(v) => Trace::new(
+                self.shape.roll(v, |v| self.score(v) > 0.0),
+                self.shape.answer_bits,
+            ),
+            Err(_) => Trace::new(Vec::new(), self.shape.answer_bits),
+        }
+    }
+
+    fn sampled(&self, prompt: &Prompt, temperature: f64, rng: &mut Rng) -> Trace {
+        let norm = self.w.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        let k = self.logit_scale / (norm * temperature);
+        match self.shape.start(prompt) {
+            Ok(v) => Trace::new(
+                self.shape.roll(v, |v| {
+                    let logit = self.score(v) * k;
+                    rng.gen::<f64>() < 1.0 / (1.0 + (-logit).exp())
+                }),
+                self.shape.answer_bits,
+            ),
+            Err(_) => Trace::new(Vec::new(), self.shape.answer_bits),
+        }
+    }
+
+    /// `y (w . v + b)` of example `i`.
+    fn margin(&self, i: usize) -> f64 {
+        let (v, y) = self.examples[i];
+        let s = self.score(v);
+        if y {
+            s
+        } else {
+            -s
+        }
+    }
+
+    /// Solves the hard-margin SVM on the working set `ws`; `None` if infeasible or failed.
+    fn solve_qp(&self, ws: &[usize]) -> Option<(Vec<f64>, f64)> {
+        use clarabel::algebra::CscMatrix;
+        use clarabel::solver::{
+            DefaultSettingsBuilder, DefaultSolver, IPSolver, NonnegativeConeT, SolverStatus,
+        };
+        let n = self.shape.window + 1;
+        let m = ws.len();
+        // P = diag(1, .., 1, 0): the bias is not regularised.
+        let p = CscMatrix::new(
+            n,
+            n,
+            (0..=n).map(|j| j.min(n - 1)).collect(),
+            (0..n - 1).collect(),
+            vec![1.0; n - 1],
+        );
+        // Row r: -y (x, 1) . (w, b) <= -1, i.e. y (w . x + b) >= 1.
+        let mut colptr = Vec::with_capacity(n + 1);
+        let mut rowval = Vec::new();
+        let mut nzval = Vec::new();
+        colptr.push(0);
+        for j in 0..n {
+            for (r, &i) in ws.iter().enumerate() {
+                let (v, y) = self.examples[i];
+                if j == n - 1 || (v >> j) & 1 == 1 {
+                    rowval.push(r);
+                    nzval.push(if y { -1.0 } else { 1.0 });
+                }
+            }
+            colptr.push(rowval.len());
+        }
+        let a = CscMatrix::new(m, n, colptr, rowval, nzval);
+        let q = vec![0.0; n];
+        let bvec = vec![-1.0; m];
+        let cones = [NonnegativeConeT(m)];
+        let settings = DefaultSettingsBuilder::default()
+            .verbose(false)
+            .build()
+            .ok()?;
+        let mut solver = DefaultSolver::new(&p, &q, &a, &bvec, &cones, settings).ok()?;
+        solver.solve();
+        match solver.solution.status {
+            SolverStatus::Solved | SolverStatus::AlmostSolved => {
+                let x = &solver.solution.x;
+                Some((x[..n - 1].to_vec(), x[n - 1]))
+            }
+            _ => None,
+        }
+    }
+
+    /// Constraint generation to the SVM on all examples. Returns (rounds, consistent).
+    fn train(&mut self, new_from: usize) -> (u64, bool) {
+        let total = self.examples.len();
+        if total == 0 {
+            return (0, true);
+        }
+        let mut in_ws = vec![false; total];
+        let mut ws: Vec<usize> = Vec::new();
+        fn push(i: usize, ws: &mut Vec<usize>, in_ws: &mut [bool]) {
+            if !in_ws[i] {
+                in_ws[i] = true;
+                ws.push(i);
+            }
+        }
+        for &i in &self.support {
+            push(i, &mut ws, &mut in_ws);
+        }
+        // New windows first (they are the likely violators), then a random sample of the rest.
+        let mut fresh: Vec<usize> = (new_from..total).collect();
+        fresh.shuffle(&mut self.rng);
+        for &i in fresh.iter().take(ADD_PER_ROUND) {
+            push(i, &mut ws, &mut in_ws);
+        }
+        let mut rounds = 0u64;
+        loop {
+            rounds += 1;
+            let Some((w, b)) = self.solve_qp(&ws) else {
+                return (rounds, false);
+            };
+            self.w = w;
+            self.b = b;
+            let mut viol: Vec<(f64, usize)> = (0..total)
+                .filter(|&i| !in_ws[i])
+                .filter_map(|i| {
+                    let m = self.margin(i);
+                    (m < 1.0 - TOL).then_some((m, i))
+                })
+                .collect();
+            if viol.is_empty() || rounds >= 200 {
+                self.support = ws
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.margin(i) < 1.0 + 1e-4)
+                    .collect();
+                let consistent = (0..total).all(|i| self.margin(i) > 0.0);
+                return (rounds, consistent && viol.is_empty());
+            }
+            viol.sort_by(|a, b| a.0.total_cmp(&b.0));
+            for &(_, i) in viol.iter().take(ADD_PER_ROUND) {
+                push(i, &mut ws, &mut in_ws);
+            }
+        }
+    }
+}
+
+impl Policy for HalfspaceStudent {
+    fn generate_batch(&self, prompts: &[Prompt]) -> Vec<Trace> {
+        if prompts.len() >= PAR_MIN {
+            prompts.par_iter().map(|p| self.greedy(p)).collect()
+        } else {
+            prompts.iter().map(|p| self.greedy(p)).collect()
+        }
+    }
+
+    fn sample_batch(&self, prompts: &[Prompt], temperature: f64, seed: u64) -> Vec<Trace> {
+        let one = |(i, p): (usize, &Prompt)| {
+            let mut rng = Rng::seed_from_u64(seed.wrapping_add(i as u64));
+            self.sampled(p, temperature, &mut rng)
+        };
+        if prompts.len() >= PAR_MIN {
+            prompts.par_iter().enumerate().map(one).collect()
+        } else {
+            prompts.iter().enumerate().map(one).collect()
+        }
+    }
+}
+
+impl Student for HalfspaceStudent {
+    fn fit(&mut self, new_demos: &[Demo]) -> Result<FitStats> {
+        let new_from = self.examples.len();
+        let mut processed = 0u64;
+        for d in new_demos {
+            let mut v = self.shape.start(&d.prompt).map_err(CoreError::Student)?;
+            if d.trace.steps.len() != self.shape.steps {
+                return Err(CoreError::Student(format!(
+                    "demonstration for prompt {} has {} steps, expected {}",
+                    d.prompt.id,
+                    d.trace.steps.len(),
+                    self.shape.steps
+                )));
+            }
+            for &t in &d.trace.steps {
+                if t > 1 {
+                    return Err(CoreError::Student(format!(
+                        "demonstration for prompt {} has token {t}, expected bits",
+                        d.prompt.id
+                    )));
+                }
+                let y = t == 1;
+                processed += 1;
+                match self.seen.get(&v) {
+                    None => {
+                        self.seen.insert(v, y);
+                        self.examples.push((v, y));
+                    }
+                    Some(&z) if z != y => self.conflicts += 1,
+                    Some(_) => {}
+                }
+                v = ((v << 1) | u64::from(y)) & self.shape.mask();
+            }
+        }
+        if self.examples.len() == new_from && !self.examples.is_empty() {
+            // Nothing new: the current separator is still the ERM.
+            return Ok(FitStats {
+                steps: 0,
+                examples: processed,
+                consistent: self.conflicts == 0,
+            });
+        }
+        let (rounds, consistent) = self.train(new_from);
+        Ok(FitStats {
+            steps: rounds,
+            examples: processed,
+            consistent: consistent && self.conflicts == 0,
+        })
+    }
+}
