@@ -72,7 +72,7 @@ struct RunArgs {
     #[arg(long)]
     strategy: String,
     /// Target held-out error.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     eps: String,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -91,7 +91,7 @@ struct CompareArgs {
     #[arg(long, default_value = "all")]
     strategies: String,
     /// Comma-separated target errors, e.g. 0.1,0.01,0.001.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     eps: String,
     /// Number of seeds (seed, seed+1, ...).
     #[arg(long, default_value_t = 5)]

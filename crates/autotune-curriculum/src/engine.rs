@@ -281,7 +281,7 @@ impl<'a> Engine<'a> {
         }
         if self.cfg.growth > 1.0 {
             let next = ((total as f64) * self.cfg.growth).ceil() as usize;
-            return next.saturating_sub(total).max(1);
+            return next.saturating_sub(total).max(self.cfg.phase_demos).max(1);
         }
         self.cfg.phase_demos
     }

@@ -35,7 +35,8 @@ pub struct StrategyConfig {
     pub init_demos: usize,
     /// Demonstrations per later phase (`m` for ensembles, the batch for single models).
     pub phase_demos: usize,
-    /// Uniform only: the total number of demonstrations grows by this factor per phase.
+    /// The total number of demonstrations grows by at least this factor per phase (1: fixed
+    /// phase sizes).
     pub growth: f64,
     /// At most this many phases (K for boost-by-majority).
     pub max_phases: usize,
@@ -100,6 +101,12 @@ const CUMULATIVE: ParamSpec = ParamSpec {
     default: "true",
     help: "train each member on all demonstrations so far (practice, measured better) or only on its phase's (false: faithful boosting)",
 };
+const GROWTH_SMALL: ParamSpec = ParamSpec {
+    key: "growth",
+    default: "1.05",
+    help:
+        "each phase adds at least (growth - 1) x the demonstrations so far (checkpoint resolution)",
+};
 const K: ParamSpec = ParamSpec {
     key: "k",
     default: "8",
@@ -153,12 +160,12 @@ pub const STRATEGIES: &[StrategyInfo] = &[
     StrategyInfo {
         name: "zero-variance",
         summary: "DAPO dynamic sampling as an SFT filter: demonstrate prompts whose k-sample pass rate is strictly in (0,1)",
-        params: &[K, TEMP, INIT, BATCH, MAX_PHASES, DELTA],
+        params: &[K, TEMP, INIT, BATCH, GROWTH_SMALL, MAX_PHASES, DELTA],
     },
     StrategyInfo {
         name: "learnability",
         summary: "learnability filter: accept with probability 4 p(1-p), p the k-sample pass rate",
-        params: &[K, TEMP, INIT, BATCH, MAX_PHASES, DELTA],
+        params: &[K, TEMP, INIT, BATCH, GROWTH_SMALL, MAX_PHASES, DELTA],
     },
 ];
 
@@ -309,10 +316,12 @@ pub fn build_strategy(
             cfg.init_demos = cfg.phase_demos;
         }
         "zero-variance" => {
+            cfg.growth = p.get_checked("growth", "a number >= 1", |g: f64| g >= 1.0)?;
             let (k, temperature) = sampled(&cfg)?;
             cfg.mask = Mask::ZeroVariance { k, temperature };
         }
         "learnability" => {
+            cfg.growth = p.get_checked("growth", "a number >= 1", |g: f64| g >= 1.0)?;
             let (k, temperature) = sampled(&cfg)?;
             cfg.mask = Mask::Learnability { k, temperature };
         }

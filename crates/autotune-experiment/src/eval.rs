@@ -3,6 +3,9 @@
 use autotune_core::{Prompt, Task, Token, Trace};
 use autotune_curriculum::{plurality, Model};
 
+/// Prompts per chunk of an early-stopping evaluation.
+const EVAL_CHUNK: usize = 1024;
+
 /// A fixed held-out set and a cache of ensemble members' answers on it (members never change
 /// after they are trained, so each is evaluated once).
 pub struct HeldOut {
@@ -65,6 +68,37 @@ impl HeldOut {
                     .collect()
             }
         }
+    }
+
+    /// Whether the held-out error of `model` is at most `eps`, and an estimate of the error.
+    ///
+    /// A single model is evaluated in chunks and the evaluation stops as soon as more than
+    /// `eps * n` prompts are wrong: the decision is exact, only the estimate (errors over
+    /// prompts evaluated) is then partial. Ensembles reuse cached member answers and are always
+    /// evaluated in full.
+    pub fn reaches(&mut self, task: &dyn Task, model: &Model, eps: f64) -> (bool, f64) {
+        let Model::Single(Some(student)) = model else {
+            let e = self.error(task, model);
+            return (e <= eps, e);
+        };
+        let n = self.prompts.len();
+        let allowed = (eps * n as f64 + 1e-9).floor() as usize;
+        let (mut wrong, mut seen) = (0usize, 0usize);
+        for chunk in self.prompts.chunks(EVAL_CHUNK) {
+            let traces = student.generate_batch(chunk);
+            let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
+            wrong += task
+                .verifier()
+                .verify_batch(chunk, &answers)
+                .iter()
+                .filter(|v| !**v)
+                .count();
+            seen += chunk.len();
+            if wrong > allowed {
+                break;
+            }
+        }
+        (wrong <= allowed, wrong as f64 / seen.max(1) as f64)
     }
 
     /// Held-out error of `model`: the fraction of prompts whose final answer the verifier

@@ -33,6 +33,8 @@ pub struct Checkpoint {
     pub members: usize,
     pub demos: u64,
     pub acceptance_rate: f64,
+    /// Held-out error; for a single model above eps, estimated on the prompts evaluated
+    /// before the errors exceeded `eps * n` (the reached/not-reached decision is exact).
     pub heldout_error: f64,
     pub ledger: Ledger,
 }
@@ -51,7 +53,7 @@ pub struct RunResult {
     pub demos_to_eps: Option<u64>,
     /// The full ledger at that checkpoint.
     pub cost_to_eps: Option<Ledger>,
-    /// Held-out error at the last checkpoint.
+    /// Held-out error of the final model, on the whole held-out set.
     pub final_error: f64,
     pub final_ledger: Ledger,
     pub stop: StopReason,
@@ -81,7 +83,7 @@ struct HeldOutObserver<'a, F: FnMut(&Checkpoint)> {
 
 impl<F: FnMut(&Checkpoint)> Observer for HeldOutObserver<'_, F> {
     fn on_phase(&mut self, report: &PhaseReport, model: &Model) -> Control {
-        let err = self.heldout.error(self.task, model);
+        let (ok, err) = self.heldout.reaches(self.task, model, self.eps);
         let cp = Checkpoint {
             phase: report.phase,
             members: report.members,
@@ -92,7 +94,7 @@ impl<F: FnMut(&Checkpoint)> Observer for HeldOutObserver<'_, F> {
         };
         (self.on_checkpoint)(&cp);
         self.checkpoints.push(cp);
-        if err <= self.eps && self.reached.is_none() {
+        if ok && self.reached.is_none() {
             self.reached = Some(self.checkpoints.len() - 1);
             if self.stop_at_eps {
                 return Control::Stop;
@@ -141,6 +143,7 @@ pub fn run_one(
         &spec.budget,
         &mut obs,
     )?;
+    let final_error = obs.heldout.error(task.as_ref(), &outcome.model);
     let reached = obs.reached.map(|i| &obs.checkpoints[i]);
     Ok(RunResult {
         task: spec.task.clone(),
@@ -151,7 +154,7 @@ pub fn run_one(
         reached: reached.is_some(),
         demos_to_eps: reached.map(|c| c.demos),
         cost_to_eps: reached.map(|c| c.ledger.clone()),
-        final_error: obs.checkpoints.last().map_or(1.0, |c| c.heldout_error),
+        final_error,
         final_ledger: outcome.ledger,
         stop: outcome.stop,
         phases: outcome.phases,

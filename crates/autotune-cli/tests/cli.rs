@@ -1,0 +1,254 @@
+//! The `autotune` binary end to end: listings, bad input, run files, compare JSON.
+
+use std::process::Command;
+
+fn autotune(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_autotune"))
+        .args(args)
+        .output()
+        .expect("run autotune");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Bad input: one line on stderr naming the valid choices, non-zero exit.
+fn assert_one_line_error(args: &[&str], must_contain: &[&str]) {
+    let (code, _, err) = autotune(args);
+    assert_ne!(code, 0, "{args:?} should fail");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one-line error expected, got:\n{err}"
+    );
+    for m in must_contain {
+        assert!(
+            err.contains(m),
+            "error for {args:?} should contain `{m}`: {err}"
+        );
+    }
+}
+
+#[test]
+fn unknown_task_strategy_and_bad_eps_are_one_line_errors() {
+    assert_one_line_error(
+        &[
+            "compare",
+            "--task",
+            "nope",
+            "--strategies",
+            "uniform",
+            "--eps",
+            "0.1",
+            "--seeds",
+            "1",
+        ],
+        &["unknown task `nope`", "halfspace-cot", "skills"],
+    );
+    assert_one_line_error(
+        &[
+            "compare",
+            "--task",
+            "halfspace-cot",
+            "--strategies",
+            "uniform,boost",
+            "--eps",
+            "0.1",
+            "--seeds",
+            "1",
+        ],
+        &[
+            "unknown strategy `boost`",
+            "uniform",
+            "autotune-bbm",
+            "autotune-filterboost",
+            "autotune-cex",
+            "zero-variance",
+            "learnability",
+        ],
+    );
+    for bad in ["0.1,abc", "0.1,,0.01", "1.5", "0", "-0.1", ""] {
+        assert_one_line_error(
+            &[
+                "compare",
+                "--task",
+                "halfspace-cot",
+                "--strategies",
+                "uniform",
+                "--eps",
+                bad,
+                "--seeds",
+                "1",
+            ],
+            &["malformed eps list", "expected e.g. 0.1,0.01,0.001"],
+        );
+    }
+    assert_one_line_error(
+        &[
+            "compare",
+            "--task",
+            "halfspace-cot",
+            "--param",
+            "windw=3",
+            "--eps",
+            "0.1",
+            "--seeds",
+            "1",
+        ],
+        &["unknown parameter `windw`", "window"],
+    );
+    assert_one_line_error(
+        &[
+            "compare",
+            "--task",
+            "halfspace-cot",
+            "--param",
+            "window=99",
+            "--eps",
+            "0.1",
+            "--seeds",
+            "1",
+        ],
+        &["window", "1..=63"],
+    );
+    assert_one_line_error(
+        &[
+            "run",
+            "--task",
+            "halfspace-cot",
+            "--strategy",
+            "uniform",
+            "--eps",
+            "0.1",
+            "--out",
+            "/proc/nope/x",
+        ],
+        &["creating /proc/nope/x"],
+    );
+}
+
+#[test]
+fn listings_name_every_task_and_strategy_with_parameters() {
+    let (code, out, _) = autotune(&["tasks"]);
+    assert_eq!(code, 0);
+    for s in [
+        "halfspace-cot",
+        "skills",
+        "--param window=32",
+        "answer_bits=8",
+        "dist=",
+    ] {
+        assert!(out.contains(s), "tasks listing lacks {s}:\n{out}");
+    }
+    let (code, out, _) = autotune(&["strategies"]);
+    assert_eq!(code, 0);
+    for s in [
+        "uniform",
+        "autotune-bbm",
+        "autotune-filterboost",
+        "autotune-cex",
+        "zero-variance",
+        "learnability",
+        "gamma=0.25",
+    ] {
+        assert!(out.contains(s), "strategies listing lacks {s}:\n{out}");
+    }
+}
+
+#[test]
+fn run_writes_config_and_result_and_is_deterministic() {
+    let dir = std::env::temp_dir().join(format!("autotune-cli-run-{}", std::process::id()));
+    let read = |sub: &str| -> serde_json::Value {
+        let args = [
+            "run",
+            "--task",
+            "halfspace-cot",
+            "--param",
+            "window=12",
+            "--strategy",
+            "autotune-cex",
+            "--eps",
+            "0.05",
+            "--seed",
+            "3",
+            "--out",
+        ];
+        let out = dir.join(sub);
+        let (code, stdout, err) = autotune(&[&args[..], &[out.to_str().unwrap()]].concat());
+        assert_eq!(code, 0, "{err}");
+        assert!(stdout.contains("demos to eps"), "{stdout}");
+        let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+        assert!(
+            cfg.contains("window = \"12\"") && cfg.contains("autotune-cex"),
+            "{cfg}"
+        );
+        serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).unwrap()).unwrap()
+    };
+    let a = read("a");
+    let b = read("b");
+    for key in ["reached", "demos_to_eps", "final_error", "phases", "stop"] {
+        assert_eq!(
+            a[key], b[key],
+            "{key} differs between two runs with the same seed"
+        );
+    }
+    assert_eq!(
+        a["final_ledger"]["verifier_calls"],
+        b["final_ledger"]["verifier_calls"]
+    );
+    assert_eq!(
+        a["final_ledger"]["teacher_calls"],
+        b["final_ledger"]["teacher_calls"]
+    );
+    assert!(a["heldout_prompts"].as_u64().unwrap() >= 200);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn compare_json_has_the_documented_fields() {
+    let path = std::env::temp_dir().join(format!("autotune-cli-cmp-{}.json", std::process::id()));
+    let (code, out, err) = autotune(&[
+        "compare",
+        "--task",
+        "halfspace-cot",
+        "--param",
+        "window=10",
+        "--strategies",
+        "uniform,autotune-cex",
+        "--eps",
+        "0.1,0.05",
+        "--seeds",
+        "2",
+        "--json",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("uniform") && out.contains("autotune-cex") && out.contains("scaling"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(v["task"], "halfspace-cot");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    for r in results {
+        for key in [
+            "strategy",
+            "eps",
+            "seeds",
+            "reached",
+            "demos_median",
+            "demos_min",
+            "demos_max",
+            "verifier_calls_median",
+            "wall_seconds_median",
+        ] {
+            assert!(r.get(key).is_some(), "result lacks {key}: {r}");
+        }
+        assert_eq!(r["seeds"], 2);
+    }
+    std::fs::remove_file(&path).ok();
+}

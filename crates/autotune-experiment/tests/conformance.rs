@@ -1,0 +1,121 @@
+//! One conformance suite that every curriculum passes on a small testbed: the ledger adds up,
+//! nothing paid for is dropped, the masks spend where they should, and runs are deterministic.
+
+use autotune_core::Params;
+use autotune_curriculum::{Budget, StopReason, STRATEGIES};
+use autotune_experiment::{run_one, RunResult, RunSpec};
+
+fn spec(strategy: &str, eps: f64, seed: u64) -> RunSpec {
+    RunSpec {
+        task: "halfspace-cot".into(),
+        task_params: Params::parse(&["window=12", "steps=10"]).unwrap(),
+        strategy: strategy.into(),
+        strategy_params: Params::default(),
+        eps,
+        seed,
+        test_factor: 10.0,
+        budget: Budget {
+            max_demos: Some(5_000),
+            max_verifier_calls: Some(2_000_000),
+            max_seconds: None,
+        },
+        stop_at_eps: true,
+    }
+}
+
+fn run(strategy: &str, eps: f64, seed: u64) -> RunResult {
+    run_one(&spec(strategy, eps, seed), |_| {}).unwrap_or_else(|e| panic!("{strategy}: {e}"))
+}
+
+#[test]
+fn every_strategy_keeps_an_exact_ledger() {
+    for s in STRATEGIES {
+        let r = run(s.name, 0.05, 1);
+        let l = &r.final_ledger;
+        // Checkpoints are cumulative and monotone.
+        for w in r.checkpoints.windows(2) {
+            assert!(
+                w[1].demos >= w[0].demos
+                    && w[1].ledger.verifier_calls >= w[0].ledger.verifier_calls
+            );
+        }
+        // Every teacher call is a demonstration that was trained on: the last checkpoint saw
+        // all of them (nothing paid for is dropped).
+        assert_eq!(
+            r.checkpoints.last().unwrap().demos,
+            l.teacher_calls,
+            "{}",
+            s.name
+        );
+        assert_eq!(
+            l.teacher_tokens,
+            l.teacher_calls * 10,
+            "{}: 10 CoT steps per demo",
+            s.name
+        );
+        assert!(l.verifier_calls <= l.student_generations, "{}", s.name);
+        assert!(l.teacher_calls <= 5_000, "{}: budget", s.name);
+        if let Some(d) = r.demos_to_eps {
+            assert!(r.reached && d <= l.teacher_calls);
+        }
+        match s.name {
+            // Non-adaptive SFT never consults the verifier.
+            "uniform" => assert_eq!(l.verifier_calls, 0),
+            // Adaptive strategies test before they buy.
+            _ => assert!(l.verifier_calls > 0 || r.phases <= 1, "{}", s.name),
+        }
+    }
+}
+
+#[test]
+fn counterexample_mask_buys_demonstrations_only_on_failures() {
+    let r = run("autotune-cex", 0.02, 2);
+    assert!(r.reached, "cex should reach 0.02 on a 12-bit window");
+    // After phase 0, each demonstration was a prompt the model failed on, so the acceptance
+    // rate is the model's error on D, which falls.
+    let rates: Vec<f64> = r
+        .checkpoints
+        .iter()
+        .skip(1)
+        .map(|c| c.acceptance_rate)
+        .collect();
+    assert!(rates.first().unwrap() > rates.last().unwrap(), "{rates:?}");
+}
+
+#[test]
+fn autotune_needs_fewer_demonstrations_than_uniform() {
+    let u = run("uniform", 0.01, 4);
+    let c = run("autotune-cex", 0.01, 4);
+    let (u, c) = (
+        u.demos_to_eps.expect("uniform reaches"),
+        c.demos_to_eps.expect("cex reaches"),
+    );
+    assert!(c * 2 < u, "cex {c} vs uniform {u}");
+}
+
+#[test]
+fn runs_are_deterministic_under_a_seed() {
+    for s in ["autotune-filterboost", "learnability"] {
+        let a = run(s, 0.05, 7);
+        let b = run(s, 0.05, 7);
+        assert_eq!(a.demos_to_eps, b.demos_to_eps);
+        assert_eq!(a.final_ledger.verifier_calls, b.final_ledger.verifier_calls);
+        let ea: Vec<f64> = a.checkpoints.iter().map(|c| c.heldout_error).collect();
+        let eb: Vec<f64> = b.checkpoints.iter().map(|c| c.heldout_error).collect();
+        assert_eq!(ea, eb, "{s}");
+    }
+}
+
+#[test]
+fn the_certificate_stops_a_run_left_to_itself() {
+    let mut sp = spec("autotune-cex", 0.05, 5);
+    sp.stop_at_eps = false;
+    let r = run_one(&sp, |_| {}).unwrap();
+    assert!(
+        matches!(r.stop, StopReason::Certificate { .. }),
+        "{:?}",
+        r.stop
+    );
+    // The certificate holds with probability 1 - delta: the held-out error is near eps.
+    assert!(r.final_error <= 0.1, "{}", r.final_error);
+}
