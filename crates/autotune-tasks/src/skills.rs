@@ -409,7 +409,10 @@ mod tests {
             id: 0,
             tokens: vec![99, 1],
         };
-        assert!(t.teacher().demonstrate_batch(&[malformed.clone()]).is_err());
+        assert!(t
+            .teacher()
+            .demonstrate_batch(std::slice::from_ref(&malformed))
+            .is_err());
         assert_eq!(
             t.verifier().verify_batch(&[malformed], &[&[1, 2]]),
             vec![false]
