@@ -5,7 +5,7 @@ use autotune_curriculum::{strategy_info, Budget, StopReason};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::{fit_linear, run_one, ExperimentError, LinearFit, RunResult, RunSpec};
+use crate::{fit_linear, run_one, ExperimentError, LinearFit, RunResult, RunSpec, RunSummary};
 
 /// A comparison: strategies x eps values x seeds on one task.
 #[derive(Clone, Debug, Serialize)]
@@ -129,7 +129,7 @@ pub struct CompareReport {
     pub strategies: Vec<String>,
     pub results: Vec<Aggregate>,
     pub fits: Vec<StrategyFit>,
-    pub runs: Vec<RunResult>,
+    pub runs: Vec<RunSummary>,
     pub total_wall_seconds: f64,
 }
 
@@ -264,7 +264,7 @@ pub fn compare(
         strategies: spec.strategies.clone(),
         results,
         fits,
-        runs,
+        runs: runs.iter().map(RunSummary::from).collect(),
         total_wall_seconds: start.elapsed().as_secs_f64(),
     })
 }

@@ -14,7 +14,7 @@ mod table;
 pub use compare::{aggregate, compare, Aggregate, CompareReport, CompareSpec, StrategyFit};
 pub use eval::HeldOut;
 pub use fit::{fit_linear, LinearFit};
-pub use run::{run_one, Checkpoint, RunResult, RunSpec};
+pub use run::{run_one, Checkpoint, RunResult, RunSpec, RunSummary};
 pub use table::render_table;
 
 use thiserror::Error;

@@ -64,6 +64,38 @@ pub struct RunResult {
     pub task_params: Params,
 }
 
+/// A run without its per-phase checkpoints (what a comparison file keeps of each run).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    pub strategy: String,
+    pub eps: f64,
+    pub seed: u64,
+    pub reached: bool,
+    pub demos_to_eps: Option<u64>,
+    pub cost_to_eps: Option<Ledger>,
+    pub final_error: f64,
+    pub final_ledger: Ledger,
+    pub stop: StopReason,
+    pub phases: usize,
+}
+
+impl From<&RunResult> for RunSummary {
+    fn from(r: &RunResult) -> Self {
+        Self {
+            strategy: r.strategy.clone(),
+            eps: r.eps,
+            seed: r.seed,
+            reached: r.reached,
+            demos_to_eps: r.demos_to_eps,
+            cost_to_eps: r.cost_to_eps.clone(),
+            final_error: r.final_error,
+            final_ledger: r.final_ledger.clone(),
+            stop: r.stop.clone(),
+            phases: r.phases,
+        }
+    }
+}
+
 impl RunResult {
     /// Costs at the eps checkpoint if reached, else at the end of the run.
     pub fn cost(&self) -> &Ledger {
