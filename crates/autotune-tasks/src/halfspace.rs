@@ -21,8 +21,8 @@ use autotune_core::{
 };
 use rand::seq::SliceRandom;
 use rand::{Rng as _, SeedableRng};
-use rayon::prelude::*;
 
+use crate::source::map_batch;
 use crate::GeneratorSource;
 
 /// Parameters of `halfspace-cot`.
@@ -308,9 +308,6 @@ impl Verifier for HalfspaceTask {
     }
 }
 
-/// Batches at least this large are generated in parallel.
-const PAR_MIN: usize = 512;
-
 /// The ERM student: the hard-margin SVM (minimum-norm separator with margin 1) on every
 /// distinct window of its demonstrations, the label of each CoT step. Consistent with all of
 /// them whenever they are separable, which noise-free teacher data always are.
@@ -501,23 +498,14 @@ impl HalfspaceStudent {
 
 impl Policy for HalfspaceStudent {
     fn generate_batch(&self, prompts: &[Prompt]) -> Vec<Trace> {
-        if prompts.len() >= PAR_MIN {
-            prompts.par_iter().map(|p| self.greedy(p)).collect()
-        } else {
-            prompts.iter().map(|p| self.greedy(p)).collect()
-        }
+        map_batch(prompts, |_, p| self.greedy(p))
     }
 
     fn sample_batch(&self, prompts: &[Prompt], temperature: f64, seed: u64) -> Vec<Trace> {
-        let one = |(i, p): (usize, &Prompt)| {
+        map_batch(prompts, |i, p| {
             let mut rng = Rng::seed_from_u64(seed.wrapping_add(i as u64));
             self.sampled(p, temperature, &mut rng)
-        };
-        if prompts.len() >= PAR_MIN {
-            prompts.par_iter().enumerate().map(one).collect()
-        } else {
-            prompts.iter().enumerate().map(one).collect()
-        }
+        })
     }
 }
 

@@ -1,4 +1,26 @@
 use autotune_core::{stream_rng, Prompt, PromptSource, Result, Rng, Token};
+use rayon::prelude::*;
+
+/// Batches at least this large are mapped in parallel.
+const PAR_MIN: usize = 512;
+
+/// Maps `f(index, prompt)` over a batch: in parallel for large batches, serially for small ones
+/// (where handing work to threads costs more than it saves). The results are the same either
+/// way, so per-prompt randomness must come from the index, not from a shared RNG.
+pub(crate) fn map_batch<R: Send>(
+    prompts: &[Prompt],
+    f: impl Fn(usize, &Prompt) -> R + Sync + Send,
+) -> Vec<R> {
+    if prompts.len() >= PAR_MIN {
+        prompts
+            .par_iter()
+            .enumerate()
+            .map(|(i, p)| f(i, p))
+            .collect()
+    } else {
+        prompts.iter().enumerate().map(|(i, p)| f(i, p)).collect()
+    }
+}
 
 /// An endless prompt generator: `draw` calls a sampling function with its own RNG stream.
 pub struct GeneratorSource<F> {
