@@ -559,3 +559,80 @@ impl Student for HalfspaceStudent {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(extra: &[&str]) -> Box<dyn Task> {
+        let p = Params::parse(extra)
+            .unwrap()
+            .resolve("halfspace-cot", PARAMS)
+            .unwrap();
+        build(&p, 5).unwrap()
+    }
+
+    #[test]
+    fn the_svm_student_is_consistent_with_every_demonstration() {
+        for dist in ["uniform", "sparse", "rare-hard"] {
+            let t = task(&[&format!("dist={dist}"), "window=16"]);
+            let prompts = t.prompts("train", 1).unwrap().draw(300).unwrap();
+            let traces = t.teacher().demonstrate_batch(&prompts).unwrap();
+            let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
+            assert!(t
+                .verifier()
+                .verify_batch(&prompts, &answers)
+                .iter()
+                .all(|&v| v));
+            let demos: Vec<Demo> = prompts
+                .iter()
+                .cloned()
+                .zip(traces.clone())
+                .map(|(prompt, trace)| Demo { prompt, trace })
+                .collect();
+            let mut s = t.new_student(0);
+            // Continued training in two halves ends at an exact ERM on all of it.
+            s.fit(&demos[..150]).unwrap();
+            let stats = s.fit(&demos[150..]).unwrap();
+            assert!(stats.consistent, "{dist}");
+            assert_eq!(
+                s.generate_batch(&prompts),
+                traces,
+                "{dist}: every shown CoT reproduced"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_parameters_and_prompts_are_errors_not_panics() {
+        for bad in [
+            "window=0",
+            "window=64",
+            "steps=4",
+            "dist=gauss",
+            "hard_frac=2",
+        ] {
+            let p = Params::parse(&[bad])
+                .unwrap()
+                .resolve("halfspace-cot", PARAMS)
+                .unwrap();
+            let e = build(&p, 0).err().expect("error").to_string();
+            assert!(e.contains(bad.split('=').next().unwrap()), "{bad}: {e}");
+        }
+        let t = task(&[]);
+        let bad = Prompt {
+            id: 1,
+            tokens: vec![0, 2, 1],
+        };
+        assert!(t
+            .teacher()
+            .demonstrate_batch(std::slice::from_ref(&bad))
+            .is_err());
+        assert_eq!(
+            t.verifier()
+                .verify_batch(std::slice::from_ref(&bad), &[&[0]]),
+            vec![false]
+        );
+        assert!(t.new_student(0).generate_batch(&[bad])[0].is_empty());
+    }
+}
