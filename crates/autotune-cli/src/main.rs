@@ -290,18 +290,18 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         jsonl.push('\n');
     }
     write_file(&a.out.join("checkpoints.jsonl"), &jsonl)?;
-    let l = &res.final_ledger;
+    let l = &res.summary.final_ledger;
     println!(
         "{} on {} (eps {}, seed {}): {} | demos to eps: {} | final held-out error {:.4} on {} prompts | stop: {:?}",
-        res.strategy,
+        res.summary.strategy,
         res.task,
-        res.eps,
-        res.seed,
-        if res.reached { "reached" } else { "NOT reached" },
-        res.demos_to_eps.map_or("-".into(), |d| d.to_string()),
-        res.final_error,
+        res.summary.eps,
+        res.summary.seed,
+        if res.summary.reached { "reached" } else { "NOT reached" },
+        res.summary.demos_to_eps.map_or("-".into(), |d| d.to_string()),
+        res.summary.final_error,
         res.heldout_prompts,
-        res.stop
+        res.summary.stop
     );
     println!(
         "ledger: teacher calls {} ({} tokens), verifier calls {}, student generations {} ({} tokens), training steps {}, prompts drawn {}, {:.2} s",
@@ -324,10 +324,11 @@ fn run_compare(spec: &CompareSpec, json: Option<&Path>) -> Result<CompareReport>
         pb.inc(1);
         pb.set_message(format!(
             "last: {} eps {} seed {} -> {}",
-            r.strategy,
-            r.eps,
-            r.seed,
-            r.demos_to_eps
+            r.summary.strategy,
+            r.summary.eps,
+            r.summary.seed,
+            r.summary
+                .demos_to_eps
                 .map_or("not reached".into(), |d| format!("{d} demos"))
         ));
     })?;

@@ -315,11 +315,12 @@ impl<'a> Engine<'a> {
                 })
                 .collect()
         };
-        if model.is_empty() || self.cfg.mask == Mask::Uniform {
-            // Nothing to test: every prompt is rank 0 and accepted.
+        if model.is_empty() {
+            // Nothing to test yet: every prompt is rank 0 and accepted.
             return all(0);
         }
         match self.cfg.mask {
+            // Non-adaptive: no test, every prompt accepted.
             Mask::Uniform => all(0),
             Mask::ZeroVariance { k, temperature } | Mask::Learnability { k, temperature } => {
                 let passes = self.pass_counts(model, cands, k, temperature);

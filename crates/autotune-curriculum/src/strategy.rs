@@ -262,8 +262,7 @@ pub fn build_strategy(
         cfg.init_demos = cfg.phase_demos;
         Ok(())
     };
-    let sampled = |cfg: &StrategyConfig| -> Result<(usize, f64), CurriculumError> {
-        let _ = cfg;
+    let sampled = || -> Result<(usize, f64), CurriculumError> {
         let k = p.get_checked("k", "an integer >= 2", |k: usize| k >= 2)?;
         let t = p.get_checked("temperature", "a number > 0", |t: f64| t > 0.0)?;
         Ok((k, t))
@@ -317,12 +316,12 @@ pub fn build_strategy(
         }
         "zero-variance" => {
             cfg.growth = p.get_checked("growth", "a number >= 1", |g: f64| g >= 1.0)?;
-            let (k, temperature) = sampled(&cfg)?;
+            let (k, temperature) = sampled()?;
             cfg.mask = Mask::ZeroVariance { k, temperature };
         }
         "learnability" => {
             cfg.growth = p.get_checked("growth", "a number >= 1", |g: f64| g >= 1.0)?;
-            let (k, temperature) = sampled(&cfg)?;
+            let (k, temperature) = sampled()?;
             cfg.mask = Mask::Learnability { k, temperature };
         }
         _ => unreachable!("every registered strategy is handled"),

@@ -164,18 +164,18 @@ pub fn aggregate(runs: &[RunResult], strategies: &[String], eps: &[f64]) -> Vec<
         for &e in eps {
             let cell: Vec<&RunResult> = runs
                 .iter()
-                .filter(|r| &r.strategy == s && r.eps == e)
+                .filter(|r| &r.summary.strategy == s && r.summary.eps == e)
                 .collect();
             if cell.is_empty() {
                 continue;
             }
-            let per_seed: Vec<Option<u64>> = cell.iter().map(|r| r.demos_to_eps).collect();
+            let per_seed: Vec<Option<u64>> = cell.iter().map(|r| r.summary.demos_to_eps).collect();
             let med = |f: &dyn Fn(&RunResult) -> f64| median(cell.iter().map(|r| f(r)).collect());
             out.push(Aggregate {
                 strategy: s.clone(),
                 eps: e,
                 seeds: cell.len(),
-                reached: cell.iter().filter(|r| r.reached).count(),
+                reached: cell.iter().filter(|r| r.summary.reached).count(),
                 demos_median: median_opt(&per_seed),
                 demos_min: per_seed.iter().flatten().min().copied(),
                 demos_max: if per_seed.iter().all(Option::is_some) {
@@ -191,10 +191,10 @@ pub fn aggregate(runs: &[RunResult], strategies: &[String], eps: &[f64]) -> Vec<
                 training_steps_median: med(&|r| r.cost().training_steps as f64),
                 prompts_drawn_median: med(&|r| r.cost().prompts_drawn as f64),
                 wall_seconds_median: med(&|r| r.cost().wall_seconds),
-                demos_at_stop_median: med(&|r| r.final_ledger.teacher_calls as f64),
-                final_error_median: med(&|r| r.final_error),
+                demos_at_stop_median: med(&|r| r.summary.final_ledger.teacher_calls as f64),
+                final_error_median: med(&|r| r.summary.final_error),
                 heldout_prompts: cell[0].heldout_prompts,
-                stops: cell.iter().map(|r| r.stop.clone()).collect(),
+                stops: cell.iter().map(|r| r.summary.stop.clone()).collect(),
             });
         }
     }
@@ -264,7 +264,7 @@ pub fn compare(
         strategies: spec.strategies.clone(),
         results,
         fits,
-        runs: runs.iter().map(RunSummary::from).collect(),
+        runs: runs.into_iter().map(|r| r.summary).collect(),
         total_wall_seconds: start.elapsed().as_secs_f64(),
     })
 }

@@ -39,14 +39,13 @@ pub struct Checkpoint {
     pub ledger: Ledger,
 }
 
-/// What a run measured.
+/// What a run measured, without its per-phase checkpoints (what a comparison file keeps of
+/// each run).
 #[derive(Clone, Debug, Serialize)]
-pub struct RunResult {
-    pub task: String,
+pub struct RunSummary {
     pub strategy: String,
     pub eps: f64,
     pub seed: u64,
-    pub heldout_prompts: usize,
     /// Whether some checkpoint reached held-out error `<= eps`.
     pub reached: bool,
     /// Teacher demonstrations at the first checkpoint with held-out error `<= eps`.
@@ -58,48 +57,26 @@ pub struct RunResult {
     pub final_ledger: Ledger,
     pub stop: StopReason,
     pub phases: usize,
+}
+
+/// What a run measured, in full (`result.json`: the summary's fields sit at the top level).
+#[derive(Clone, Debug, Serialize)]
+pub struct RunResult {
+    pub task: String,
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub heldout_prompts: usize,
     pub dimension: usize,
     pub checkpoints: Vec<Checkpoint>,
     pub strategy_config: StrategyConfig,
     pub task_params: Params,
 }
 
-/// A run without its per-phase checkpoints (what a comparison file keeps of each run).
-#[derive(Clone, Debug, Serialize)]
-pub struct RunSummary {
-    pub strategy: String,
-    pub eps: f64,
-    pub seed: u64,
-    pub reached: bool,
-    pub demos_to_eps: Option<u64>,
-    pub cost_to_eps: Option<Ledger>,
-    pub final_error: f64,
-    pub final_ledger: Ledger,
-    pub stop: StopReason,
-    pub phases: usize,
-}
-
-impl From<&RunResult> for RunSummary {
-    fn from(r: &RunResult) -> Self {
-        Self {
-            strategy: r.strategy.clone(),
-            eps: r.eps,
-            seed: r.seed,
-            reached: r.reached,
-            demos_to_eps: r.demos_to_eps,
-            cost_to_eps: r.cost_to_eps.clone(),
-            final_error: r.final_error,
-            final_ledger: r.final_ledger.clone(),
-            stop: r.stop.clone(),
-            phases: r.phases,
-        }
-    }
-}
-
 impl RunResult {
     /// Costs at the eps checkpoint if reached, else at the end of the run.
     pub fn cost(&self) -> &Ledger {
-        self.cost_to_eps.as_ref().unwrap_or(&self.final_ledger)
+        let s = &self.summary;
+        s.cost_to_eps.as_ref().unwrap_or(&s.final_ledger)
     }
 }
 
@@ -179,17 +156,19 @@ pub fn run_one(
     let reached = obs.reached.map(|i| &obs.checkpoints[i]);
     Ok(RunResult {
         task: spec.task.clone(),
-        strategy: spec.strategy.clone(),
-        eps: spec.eps,
-        seed: spec.seed,
+        summary: RunSummary {
+            strategy: spec.strategy.clone(),
+            eps: spec.eps,
+            seed: spec.seed,
+            reached: reached.is_some(),
+            demos_to_eps: reached.map(|c| c.demos),
+            cost_to_eps: reached.map(|c| c.ledger.clone()),
+            final_error,
+            final_ledger: outcome.ledger,
+            stop: outcome.stop,
+            phases: outcome.phases,
+        },
         heldout_prompts: n_test,
-        reached: reached.is_some(),
-        demos_to_eps: reached.map(|c| c.demos),
-        cost_to_eps: reached.map(|c| c.ledger.clone()),
-        final_error,
-        final_ledger: outcome.ledger,
-        stop: outcome.stop,
-        phases: outcome.phases,
         dimension: d,
         checkpoints: obs.checkpoints,
         strategy_config: cfg,

@@ -31,7 +31,7 @@ fn run(strategy: &str, eps: f64, seed: u64) -> RunResult {
 fn every_strategy_keeps_an_exact_ledger() {
     for s in STRATEGIES {
         let r = run(s.name, 0.05, 1);
-        let l = &r.final_ledger;
+        let l = &r.summary.final_ledger;
         // Checkpoints are cumulative and monotone.
         for w in r.checkpoints.windows(2) {
             assert!(
@@ -55,14 +55,14 @@ fn every_strategy_keeps_an_exact_ledger() {
         );
         assert!(l.verifier_calls <= l.student_generations, "{}", s.name);
         assert!(l.teacher_calls <= 5_000, "{}: budget", s.name);
-        if let Some(d) = r.demos_to_eps {
-            assert!(r.reached && d <= l.teacher_calls);
+        if let Some(d) = r.summary.demos_to_eps {
+            assert!(r.summary.reached && d <= l.teacher_calls);
         }
         match s.name {
             // Non-adaptive SFT never consults the verifier.
             "uniform" => assert_eq!(l.verifier_calls, 0),
             // Adaptive strategies test before they buy.
-            _ => assert!(l.verifier_calls > 0 || r.phases <= 1, "{}", s.name),
+            _ => assert!(l.verifier_calls > 0 || r.summary.phases <= 1, "{}", s.name),
         }
     }
 }
@@ -70,7 +70,10 @@ fn every_strategy_keeps_an_exact_ledger() {
 #[test]
 fn counterexample_mask_buys_demonstrations_only_on_failures() {
     let r = run("autotune-cex", 0.02, 2);
-    assert!(r.reached, "cex should reach 0.02 on a 12-bit window");
+    assert!(
+        r.summary.reached,
+        "cex should reach 0.02 on a 12-bit window"
+    );
     // After phase 0, each demonstration was a prompt the model failed on, so the acceptance
     // rate is the model's error on D, which falls.
     let rates: Vec<f64> = r
@@ -87,8 +90,8 @@ fn autotune_needs_fewer_demonstrations_than_uniform() {
     let u = run("uniform", 0.01, 4);
     let c = run("autotune-cex", 0.01, 4);
     let (u, c) = (
-        u.demos_to_eps.expect("uniform reaches"),
-        c.demos_to_eps.expect("cex reaches"),
+        u.summary.demos_to_eps.expect("uniform reaches"),
+        c.summary.demos_to_eps.expect("cex reaches"),
     );
     assert!(c * 2 < u, "cex {c} vs uniform {u}");
 }
@@ -98,8 +101,11 @@ fn runs_are_deterministic_under_a_seed() {
     for s in ["autotune-filterboost", "learnability"] {
         let a = run(s, 0.05, 7);
         let b = run(s, 0.05, 7);
-        assert_eq!(a.demos_to_eps, b.demos_to_eps);
-        assert_eq!(a.final_ledger.verifier_calls, b.final_ledger.verifier_calls);
+        assert_eq!(a.summary.demos_to_eps, b.summary.demos_to_eps);
+        assert_eq!(
+            a.summary.final_ledger.verifier_calls,
+            b.summary.final_ledger.verifier_calls
+        );
         let ea: Vec<f64> = a.checkpoints.iter().map(|c| c.heldout_error).collect();
         let eb: Vec<f64> = b.checkpoints.iter().map(|c| c.heldout_error).collect();
         assert_eq!(ea, eb, "{s}");
@@ -112,10 +118,10 @@ fn the_certificate_stops_a_run_left_to_itself() {
     sp.stop_at_eps = false;
     let r = run_one(&sp, |_| {}).unwrap();
     assert!(
-        matches!(r.stop, StopReason::Certificate { .. }),
+        matches!(r.summary.stop, StopReason::Certificate { .. }),
         "{:?}",
-        r.stop
+        r.summary.stop
     );
     // The certificate holds with probability 1 - delta: the held-out error is near eps.
-    assert!(r.final_error <= 0.1, "{}", r.final_error);
+    assert!(r.summary.final_error <= 0.1, "{}", r.summary.final_error);
 }
