@@ -1,18 +1,21 @@
 //! `autotune`: the command line. A thin layer over the library crates: parse, validate,
 //! run, print and write files.
 
-use std::io::IsTerminal;
+mod progress;
+
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use autotune_core::Params;
 use autotune_curriculum::{strategy_info, strategy_names, Budget, STRATEGIES};
-use autotune_experiment::{compare, render_table, run_one, CompareReport, CompareSpec, RunSpec};
+use autotune_experiment::{
+    compare, comparison_table, pretty_json, report_from_runs, run_one, CompareReport, CompareSpec,
+    Provenance, RunConfig, RunDirWriter, RunSpec, RATIO_COLUMN, REACHED_COLUMN, RESULT_JSON,
+};
 use autotune_tasks::{task_info, TASKS};
 use clap::{Args, Parser, Subcommand};
-use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+
+use progress::Progress;
 
 #[derive(Parser)]
 #[command(
@@ -31,12 +34,16 @@ enum Cmd {
     Tasks,
     /// List the curricula with their parameters and defaults.
     Strategies,
-    /// One strategy, one seed: writes the resolved configuration and result.json into --out.
+    /// One strategy, one seed: writes a run directory (with result.json) into --out.
     Run(RunArgs),
-    /// Many runs: every strategy x eps x seed, aggregated into a comparison table.
+    /// Many runs: every strategy x eps x seed, aggregated into a comparison table; writes a
+    /// run directory with its report.
     Compare(CompareArgs),
-    /// The main job on embedded defaults: compares all curricula on halfspace-cot.
+    /// The main job on embedded defaults: compares all curricula on halfspace-cot and writes
+    /// the run directory with its report.
     Demo(DemoArgs),
+    /// Draws a run directory as one self-contained HTML page (and PNGs with --png).
+    Report(ReportArgs),
 }
 
 #[derive(Args, Clone)]
@@ -99,7 +106,10 @@ struct CompareArgs {
     /// First seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Write the comparison as JSON.
+    /// Run directory (default: autotune-runs/compare-TASK-TIME).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the comparison as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
     #[command(flatten)]
@@ -108,12 +118,24 @@ struct CompareArgs {
 
 #[derive(Args)]
 struct DemoArgs {
-    /// Directory for the demo's results (comparison.json, table.txt).
+    /// Run directory for the demo (config, metrics, comparison, report.html).
     #[arg(long, default_value = "autotune-runs/demo")]
     out: PathBuf,
     /// Seeds.
     #[arg(long, default_value_t = 5)]
     seeds: u64,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// A run directory written by `run`, `compare` or `demo`.
+    dir: PathBuf,
+    /// The HTML file (default: DIR/report.html).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write every plot as PNG into this directory.
+    #[arg(long, value_name = "DIR")]
+    png: Option<PathBuf>,
 }
 
 fn main() {
@@ -137,6 +159,7 @@ fn real_main() -> Result<()> {
         Cmd::Run(a) => cmd_run(a),
         Cmd::Compare(a) => cmd_compare(a),
         Cmd::Demo(a) => cmd_demo(a),
+        Cmd::Report(a) => cmd_report(a),
     }
 }
 
@@ -223,19 +246,77 @@ fn default_max_demos(b: &mut Budget, task: &str, params: &Params, eps: f64) -> R
     Ok(())
 }
 
-fn bar_style(template: &str) -> ProgressStyle {
-    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar())
+/// Where this run directory came from.
+fn provenance() -> Provenance {
+    let quote = |a: String| {
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        } else {
+            a
+        }
+    };
+    let mut args: Vec<String> = std::env::args().map(quote).collect();
+    if let Some(first) = args.first_mut() {
+        *first = "autotune".into();
+    }
+    Provenance {
+        autotune_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: env!("AUTOTUNE_GIT_COMMIT").into(),
+        rustc: env!("AUTOTUNE_RUSTC").into(),
+        target: format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH),
+        threads: rayon::current_num_threads(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        command: args.join(" "),
+    }
 }
 
-#[derive(Serialize)]
-struct RunConfigFile<'a> {
-    run: &'a RunSpec,
-    task_params: &'a Params,
-    strategy: &'a autotune_curriculum::StrategyConfig,
+fn open_run_dir(dir: &Path, spec: &CompareSpec) -> Result<RunDirWriter> {
+    let config = RunConfig::resolve(provenance(), spec)?;
+    let writer = RunDirWriter::create(dir, &config)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    Ok(writer)
 }
 
-fn write_file(path: &Path, contents: &str) -> Result<()> {
-    std::fs::write(path, contents).with_context(|| format!("writing {}", path.display()))
+/// Draws the report of `dir`; a failure to draw is a warning, the results are already safe.
+fn write_report(dir: &Path) {
+    match autotune_report::write_report(dir, None, None) {
+        Ok(w) => {
+            for p in &w.problems {
+                eprintln!("warning: {p}");
+            }
+            println!("report: {}", w.html.display());
+        }
+        Err(e) => eprintln!("warning: no report drawn: {e}"),
+    }
+}
+
+/// The comparison table, coloured when stdout is a terminal that takes colours (and
+/// `NO_COLOR` is unset), plain otherwise.
+fn print_table(report: &CompareReport) {
+    let t = comparison_table(report);
+    if !console::colors_enabled() {
+        print!("{}", t.render(&|_, _, cell| cell));
+        return;
+    }
+    let paint = |row: Option<usize>, col: usize, cell: String| -> String {
+        let style = match (row, col) {
+            (None, _) => console::Style::new().bold(),
+            (Some(_), 0) => console::Style::new().cyan(),
+            (Some(_), RATIO_COLUMN) if cell.ends_with("more") => console::Style::new().red(),
+            (Some(_), RATIO_COLUMN) => console::Style::new().green().bold(),
+            (Some(r), REACHED_COLUMN) if !t.all_reached[r] => console::Style::new().red().bold(),
+            _ => console::Style::new(),
+        };
+        style.apply_to(cell).to_string()
+    };
+    let text = t.render(&paint);
+    let mut lines = text.lines();
+    if let Some(title) = lines.next() {
+        println!("{}", console::style(title).dim());
+    }
+    for l in lines {
+        println!("{l}");
+    }
 }
 
 fn cmd_run(a: RunArgs) -> Result<()> {
@@ -260,36 +341,29 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         budget: b,
         stop_at_eps: !a.common.run_to_stop,
     };
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let pb = ProgressBar::new_spinner();
-    pb.set_style(bar_style("{spinner} {elapsed} {msg}"));
-    pb.enable_steady_tick(Duration::from_millis(200));
-    let res = run_one(&spec, |c| {
-        pb.set_message(format!(
-            "{} phase {} | demos {} | accept {:.3} | held-out error {:.4}",
-            spec.strategy, c.phase, c.demos, c.acceptance_rate, c.heldout_error
-        ))
-    })?;
-    pb.finish_and_clear();
-    let cfg = RunConfigFile {
-        run: &spec,
-        task_params: &res.task_params,
-        strategy: &res.strategy_config,
+    let cspec = CompareSpec {
+        task: spec.task.clone(),
+        task_params: spec.task_params.clone(),
+        strategies: vec![spec.strategy.clone()],
+        strategy_params: spec.strategy_params.clone(),
+        eps: vec![eps],
+        seeds: 1,
+        base_seed: spec.seed,
+        test_factor: spec.test_factor,
+        budget: spec.budget.clone(),
+        stop_at_eps: spec.stop_at_eps,
     };
-    write_file(
-        &a.out.join("config.toml"),
-        &toml::to_string_pretty(&cfg).context("serialising the configuration")?,
-    )?;
-    write_file(
-        &a.out.join("result.json"),
-        &serde_json::to_string_pretty(&res)?,
-    )?;
-    let mut jsonl = String::new();
-    for c in &res.checkpoints {
-        jsonl += &serde_json::to_string(c)?;
-        jsonl.push('\n');
-    }
-    write_file(&a.out.join("checkpoints.jsonl"), &jsonl)?;
+    let writer = open_run_dir(&a.out, &cspec)?;
+    let progress = Progress::new(1);
+    let start = std::time::Instant::now();
+    let res = run_one(&spec, |r| {
+        writer.record(r);
+        progress.record(r);
+    })?;
+    progress.finish();
+    writer.write(RESULT_JSON, &pretty_json(&res))?;
+    let report = report_from_runs(&cspec, vec![res.clone()], start.elapsed().as_secs_f64());
+    writer.finish(&report)?;
     let l = &res.summary.final_ledger;
     println!(
         "{} on {} (eps {}, seed {}): {} | demos to eps: {} | final held-out error {:.4} on {} prompts | stop: {:?}",
@@ -308,40 +382,34 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         l.teacher_calls, l.teacher_tokens, l.verifier_calls, l.student_generations, l.student_tokens, l.training_steps, l.prompts_drawn, l.wall_seconds
     );
     println!("wrote {}", a.out.display());
+    write_report(&a.out);
     Ok(())
 }
 
-fn run_compare(spec: &CompareSpec, json: Option<&Path>) -> Result<CompareReport> {
-    let total = spec.runs()?.len() as u64;
-    let pb = ProgressBar::new(total);
-    pb.set_style(bar_style(
-        "{bar:30} {pos}/{len} runs {elapsed} (eta {eta}) {msg}",
-    ));
-    if !std::io::stderr().is_terminal() {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+/// Runs a comparison into the run directory `dir`: metrics as they happen, then the
+/// comparison files, the table on stdout and the report.
+fn run_compare(spec: &CompareSpec, dir: &Path, json: Option<&Path>) -> Result<CompareReport> {
+    let writer = open_run_dir(dir, spec)?;
+    let progress = Progress::new(spec.runs()?.len() as u64);
     let report = compare(spec, &|r| {
-        pb.inc(1);
-        pb.set_message(format!(
-            "last: {} eps {} seed {} -> {}",
-            r.summary.strategy,
-            r.summary.eps,
-            r.summary.seed,
-            r.summary
-                .demos_to_eps
-                .map_or("not reached".into(), |d| format!("{d} demos"))
-        ));
+        writer.record(r);
+        progress.record(r);
     })?;
-    pb.finish_and_clear();
-    print!("{}", render_table(&report));
+    progress.finish();
+    writer.finish(&report)?;
+    print_table(&report);
     println!("total wall time {:.1} s", report.total_wall_seconds);
     if let Some(path) = json {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        if let Some(parent) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
-        write_file(path, &serde_json::to_string_pretty(&report)?)?;
+        std::fs::write(path, pretty_json(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
         println!("wrote {}", path.display());
     }
+    println!("run directory: {}", dir.display());
+    write_report(dir);
     Ok(report)
 }
 
@@ -368,12 +436,20 @@ fn cmd_compare(a: CompareArgs) -> Result<()> {
         budget: b,
         stop_at_eps: !a.common.run_to_stop,
     };
-    run_compare(&spec, a.json.as_deref())?;
+    let dir = a.out.unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "");
+        PathBuf::from(format!("autotune-runs/compare-{}-{stamp}", spec.task))
+    });
+    run_compare(&spec, &dir, a.json.as_deref())?;
     Ok(())
 }
 
 fn cmd_demo(a: DemoArgs) -> Result<()> {
-    std::fs::create_dir_all(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    if a.seeds == 0 {
+        bail!("--seeds must be at least 1");
+    }
     let task_params = Params::default();
     let eps = vec![0.01, 0.001];
     let mut b = Budget::default();
@@ -391,7 +467,18 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
         stop_at_eps: true,
     };
     println!("AutoTune demo: all curricula on halfspace-cot (window 32, d = 33), eps 0.01 and 0.001, {} seeds", a.seeds);
-    let report = run_compare(&spec, Some(&a.out.join("comparison.json")))?;
-    write_file(&a.out.join("table.txt"), &render_table(&report))?;
+    run_compare(&spec, &a.out, None)?;
+    Ok(())
+}
+
+fn cmd_report(a: ReportArgs) -> Result<()> {
+    let w = autotune_report::write_report(&a.dir, a.out.as_deref(), a.png.as_deref())?;
+    for p in &w.problems {
+        eprintln!("warning: {p}");
+    }
+    println!("wrote {}", w.html.display());
+    for p in &w.pngs {
+        println!("wrote {}", p.display());
+    }
     Ok(())
 }

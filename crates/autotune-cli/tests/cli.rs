@@ -209,6 +209,7 @@ fn run_writes_config_and_result_and_is_deterministic() {
 #[test]
 fn compare_json_has_the_documented_fields() {
     let path = std::env::temp_dir().join(format!("autotune-cli-cmp-{}.json", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("autotune-cli-cmp-dir-{}", std::process::id()));
     let (code, out, err) = autotune(&[
         "compare",
         "--task",
@@ -223,6 +224,8 @@ fn compare_json_has_the_documented_fields() {
         "2",
         "--json",
         path.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
@@ -250,5 +253,98 @@ fn compare_json_has_the_documented_fields() {
         }
         assert_eq!(r["seeds"], 2);
     }
+    // The run directory holds the same comparison, and everything else a run leaves.
+    let in_dir: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("comparison.json")).unwrap())
+            .unwrap();
+    assert_eq!(in_dir["results"], v["results"]);
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "ledger.json",
+        "comparison.md",
+        "table.txt",
+        "report.html",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing from the run directory");
+    }
+    let md = std::fs::read_to_string(dir.join("comparison.md")).unwrap();
+    assert!(md.contains("| strategy | eps | reached |"), "{md}");
+    let ledger: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("ledger.json")).unwrap()).unwrap();
+    assert_eq!(ledger["runs"].as_array().unwrap().len(), 8);
+    let total: u64 = ledger["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["final_ledger"]["teacher_calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(ledger["total"]["teacher_calls"].as_u64().unwrap(), total);
+    // Piped output is plain: no colour codes.
+    assert!(!out.contains('\u{1b}'), "colour codes in piped output");
     std::fs::remove_file(&path).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn report_draws_a_run_directory_and_names_bad_lines() {
+    let base = std::env::temp_dir().join(format!("autotune-cli-report-{}", std::process::id()));
+    let dir = base.join("run");
+    let (code, _, err) = autotune(&[
+        "run",
+        "--task",
+        "halfspace-cot",
+        "--param",
+        "window=8",
+        "--strategy",
+        "autotune-filterboost",
+        "--eps",
+        "0.1",
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    for f in [
+        "config.toml",
+        "metrics.jsonl",
+        "result.json",
+        "comparison.json",
+        "report.html",
+    ] {
+        assert!(dir.join(f).is_file(), "{f} missing");
+    }
+    // Damage the metrics: the report still draws, and says where the damage is.
+    let metrics = dir.join("metrics.jsonl");
+    let mut text = std::fs::read_to_string(&metrics).unwrap();
+    text.push_str("{\"record\": \"eval\", \"strat");
+    let lines = text.lines().count();
+    std::fs::write(&metrics, text).unwrap();
+    let html = base.join("out/page.html");
+    let png = base.join("png");
+    let (code, out, err) = autotune(&[
+        "report",
+        dir.to_str().unwrap(),
+        "--out",
+        html.to_str().unwrap(),
+        "--png",
+        png.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("metrics.jsonl:{lines}: truncated record")),
+        "{err}"
+    );
+    assert!(
+        out.contains("page.html") && out.contains("error-vs-demos.png"),
+        "{out}"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<figure id=\"fig-error-vs-demos\"><svg"));
+    assert!(png.join("acceptance.png").is_file());
+    // Not a run directory: one line, exit 2.
+    assert_one_line_error(
+        &["report", base.join("nope").to_str().unwrap()],
+        &["is not a run directory"],
+    );
+    std::fs::remove_dir_all(&base).ok();
 }

@@ -29,6 +29,38 @@ pub struct Ledger {
     pub wall_seconds: f64,
 }
 
+impl std::ops::AddAssign<&Ledger> for Ledger {
+    fn add_assign(&mut self, o: &Ledger) {
+        self.teacher_calls += o.teacher_calls;
+        self.teacher_tokens += o.teacher_tokens;
+        self.verifier_calls += o.verifier_calls;
+        self.student_generations += o.student_generations;
+        self.student_tokens += o.student_tokens;
+        self.training_steps += o.training_steps;
+        self.training_examples += o.training_examples;
+        self.prompts_drawn += o.prompts_drawn;
+        self.wall_seconds += o.wall_seconds;
+    }
+}
+
+impl Ledger {
+    /// Every cost as (field name, value), in declaration order: for bills and tables that list
+    /// them all.
+    pub fn fields(&self) -> [(&'static str, f64); 9] {
+        [
+            ("teacher_calls", self.teacher_calls as f64),
+            ("teacher_tokens", self.teacher_tokens as f64),
+            ("verifier_calls", self.verifier_calls as f64),
+            ("student_generations", self.student_generations as f64),
+            ("student_tokens", self.student_tokens as f64),
+            ("training_steps", self.training_steps as f64),
+            ("training_examples", self.training_examples as f64),
+            ("prompts_drawn", self.prompts_drawn as f64),
+            ("wall_seconds", self.wall_seconds),
+        ]
+    }
+}
+
 /// The only door to the expensive parts: every call through it is counted.
 pub struct Metered<'a> {
     task: &'a dyn Task,

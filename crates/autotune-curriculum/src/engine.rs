@@ -5,7 +5,7 @@ use autotune_core::{
     Trace,
 };
 use rand::Rng as _;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::model::{plurality, Member, Model};
 use crate::strategy::{Mask, StrategyConfig};
@@ -13,7 +13,7 @@ use crate::weights::*;
 use crate::CurriculumError;
 
 /// Limits on what a run may spend. `None` is unlimited.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Budget {
     pub max_demos: Option<u64>,
     pub max_verifier_calls: Option<u64>,
@@ -21,7 +21,7 @@ pub struct Budget {
 }
 
 /// What happened in one phase: the numbers the ledger keeps per phase.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PhaseReport {
     pub phase: usize,
     /// Teacher demonstrations bought in this phase.
@@ -30,8 +30,12 @@ pub struct PhaseReport {
     pub drawn: u64,
     /// Accepted / drawn.
     pub acceptance_rate: f64,
-    /// Candidates per rank (members right, or samples right), index = rank.
+    /// Tested candidates per rank (members right, or samples right), index = rank, length
+    /// `max_rank + 1`; empty when the phase tested nothing (uniform, or an empty model).
     pub rank_histogram: Vec<u64>,
+    /// The highest possible rank in this phase: members tested, or samples per prompt (0
+    /// when nothing was tested). Rank 0 is "all wrong", `max_rank` is "all right".
+    pub max_rank: usize,
     /// FilterBoost: error of the new member on fresh filtered prompts.
     pub member_error: Option<f64>,
     /// Whether this phase added a member (FilterBoost drops members without an edge).
@@ -44,7 +48,7 @@ pub struct PhaseReport {
 }
 
 /// Why a run ended.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StopReason {
     /// The filter rejected `draws` candidates in a row and the output model answered all of
@@ -95,7 +99,8 @@ pub struct Outcome {
 /// The score of a tested candidate: its rank, its acceptance probability, and whether the
 /// output model (the vote, or the single model's greedy answer) is right on it, where known.
 struct Score {
-    rank: usize,
+    /// `None`: the candidate was not tested.
+    rank: Option<usize>,
     accept: f64,
     vote_ok: Option<bool>,
 }
@@ -157,6 +162,7 @@ impl<'a> Engine<'a> {
             let want = target + self.edge_prompts();
             // Test and Filter: draw candidates, score them, accept by rejection sampling.
             let mut accepted: Vec<Prompt> = Vec::with_capacity(want);
+            let max_rank = self.max_rank(&model);
             let mut hist: Vec<u64> = Vec::new();
             let mut drawn = 0u64;
             let mut since_accept = 0u64;
@@ -174,10 +180,12 @@ impl<'a> Engine<'a> {
                 self.meter.count_drawn(cands.len());
                 let scores = self.score(&model, phase, &cands);
                 for (c, s) in cands.into_iter().zip(scores) {
-                    if hist.len() <= s.rank {
-                        hist.resize(s.rank + 1, 0);
+                    if let Some(r) = s.rank {
+                        if hist.len() <= max_rank {
+                            hist.resize(max_rank + 1, 0);
+                        }
+                        hist[r.min(max_rank)] += 1;
                     }
-                    hist[s.rank] += 1;
                     drawn += 1;
                     if s.accept >= 1.0
                         || (s.accept > 0.0 && self.filter_rng.gen::<f64>() < s.accept)
@@ -242,6 +250,7 @@ impl<'a> Engine<'a> {
                     (n_demos + edge_set.len()) as f64 / drawn as f64
                 },
                 rank_histogram: hist,
+                max_rank: if drawn == 0 { 0 } else { max_rank },
                 member_error,
                 member_added,
                 members: model.len(),
@@ -265,6 +274,18 @@ impl<'a> Engine<'a> {
             model,
             reports,
         })
+    }
+
+    /// The highest rank a candidate can get from `model` under this mask (0: no test).
+    fn max_rank(&self, model: &Model) -> usize {
+        match self.cfg.mask {
+            _ if model.is_empty() => 0,
+            Mask::Uniform => 0,
+            Mask::ZeroVariance { k, .. } | Mask::Learnability { k, .. } => k * model.len(),
+            Mask::Counterexample | Mask::BoostByMajority { .. } | Mask::FilterBoost { .. } => {
+                model.len()
+            }
+        }
     }
 
     fn edge_prompts(&self) -> usize {
@@ -306,28 +327,28 @@ impl<'a> Engine<'a> {
 
     /// Test: rank every candidate with the current model, and weigh it by the mask.
     fn score(&mut self, model: &Model, phase: usize, cands: &[Prompt]) -> Vec<Score> {
-        let all = |rank| {
+        let untested = || {
             (0..cands.len())
                 .map(|_| Score {
-                    rank,
+                    rank: None,
                     accept: 1.0,
                     vote_ok: None,
                 })
                 .collect()
         };
         if model.is_empty() {
-            // Nothing to test yet: every prompt is rank 0 and accepted.
-            return all(0);
+            // Nothing to test yet: every prompt is accepted.
+            return untested();
         }
         match self.cfg.mask {
             // Non-adaptive: no test, every prompt accepted.
-            Mask::Uniform => all(0),
+            Mask::Uniform => untested(),
             Mask::ZeroVariance { k, temperature } | Mask::Learnability { k, temperature } => {
                 let passes = self.pass_counts(model, cands, k, temperature);
                 passes
                     .into_iter()
                     .map(|p| Score {
-                        rank: p,
+                        rank: Some(p),
                         vote_ok: None,
                         accept: match self.cfg.mask {
                             Mask::ZeroVariance { .. } => zero_variance_weight(p, k),
@@ -369,7 +390,7 @@ impl<'a> Engine<'a> {
                             _ => unreachable!(),
                         };
                         Score {
-                            rank,
+                            rank: Some(rank),
                             accept,
                             vote_ok,
                         }

@@ -3,12 +3,14 @@
 use autotune_core::{ParamSpec, Params};
 use autotune_curriculum::{strategy_info, Budget, StopReason};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{fit_linear, run_one, ExperimentError, LinearFit, RunResult, RunSpec, RunSummary};
+use crate::{
+    fit_linear, run_one, ExperimentError, LinearFit, MetricRecord, RunResult, RunSpec, RunSummary,
+};
 
 /// A comparison: strategies x eps values x seeds on one task.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CompareSpec {
     pub task: String,
     pub task_params: Params,
@@ -75,7 +77,7 @@ impl CompareSpec {
 
 /// One (strategy, eps) cell, over seeds. Costs are taken at the checkpoint where eps was
 /// reached, or at the end of the run for seeds that did not reach it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Aggregate {
     pub strategy: String,
     pub eps: f64,
@@ -104,7 +106,7 @@ pub struct Aggregate {
 }
 
 /// How a strategy's median demos scale with eps.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StrategyFit {
     pub strategy: String,
     /// `demos = a + b ln(1/eps)` (the autocurriculum's shape).
@@ -118,7 +120,7 @@ pub struct StrategyFit {
 }
 
 /// Everything a comparison measured.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CompareReport {
     pub task: String,
     pub task_params: Params,
@@ -231,27 +233,33 @@ fn fits(results: &[Aggregate], strategies: &[String]) -> Vec<StrategyFit> {
         .collect()
 }
 
-/// Runs every (strategy, eps, seed) of `spec` in parallel; `on_done` is called after each run.
+/// Runs every (strategy, eps, seed) of `spec` in parallel; `on_record` gets every metrics
+/// record of every run as it happens (records of different runs interleave).
 pub fn compare(
     spec: &CompareSpec,
-    on_done: &(dyn Fn(&RunResult) + Sync),
+    on_record: &(dyn Fn(&MetricRecord) + Sync),
 ) -> Result<CompareReport, ExperimentError> {
     let start = std::time::Instant::now();
     let specs = spec.runs()?;
     let runs: Vec<RunResult> = specs
         .par_iter()
-        .map(|r| {
-            let res = run_one(r, |_| {})?;
-            on_done(&res);
-            Ok(res)
-        })
+        .map(|r| run_one(r, on_record))
         .collect::<Result<_, ExperimentError>>()?;
+    Ok(report_from_runs(spec, runs, start.elapsed().as_secs_f64()))
+}
+
+/// Aggregates finished runs of `spec` into its comparison report.
+pub fn report_from_runs(
+    spec: &CompareSpec,
+    runs: Vec<RunResult>,
+    wall_seconds: f64,
+) -> CompareReport {
     let mut eps = spec.eps.clone();
     eps.sort_by(|a, b| b.total_cmp(a));
     eps.dedup();
     let results = aggregate(&runs, &spec.strategies, &eps);
     let fits = fits(&results, &spec.strategies);
-    Ok(CompareReport {
+    CompareReport {
         task: spec.task.clone(),
         task_params: runs
             .first()
@@ -265,8 +273,8 @@ pub fn compare(
         results,
         fits,
         runs: runs.into_iter().map(|r| r.summary).collect(),
-        total_wall_seconds: start.elapsed().as_secs_f64(),
-    })
+        total_wall_seconds: wall_seconds,
+    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,17 @@ use autotune_curriculum::{plurality, Model};
 /// Prompts per chunk of an early-stopping evaluation.
 const EVAL_CHUNK: usize = 1024;
 
+/// The outcome of [`HeldOut::reaches`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Whether the held-out error is at most eps (exact).
+    pub reached: bool,
+    /// Errors over the prompts evaluated.
+    pub error: f64,
+    /// Prompts evaluated: all of them, or fewer when the evaluation stopped early.
+    pub evaluated: usize,
+}
+
 /// A fixed held-out set and a cache of ensemble members' answers on it (members never change
 /// after they are trained, so each is evaluated once).
 pub struct HeldOut {
@@ -70,16 +81,20 @@ impl HeldOut {
         }
     }
 
-    /// Whether the held-out error of `model` is at most `eps`, and an estimate of the error.
+    /// Whether the held-out error of `model` is at most `eps`, with an estimate of the error.
     ///
     /// A single model is evaluated in chunks and the evaluation stops as soon as more than
     /// `eps * n` prompts are wrong: the decision is exact, only the estimate (errors over
     /// prompts evaluated) is then partial. Ensembles reuse cached member answers and are always
     /// evaluated in full.
-    pub fn reaches(&mut self, task: &dyn Task, model: &Model, eps: f64) -> (bool, f64) {
+    pub fn reaches(&mut self, task: &dyn Task, model: &Model, eps: f64) -> Evaluation {
         let Model::Single(Some(student)) = model else {
             let e = self.error(task, model);
-            return (e <= eps, e);
+            return Evaluation {
+                reached: e <= eps,
+                error: e,
+                evaluated: self.prompts.len(),
+            };
         };
         let n = self.prompts.len();
         let allowed = (eps * n as f64 + 1e-9).floor() as usize;
@@ -98,7 +113,11 @@ impl HeldOut {
                 break;
             }
         }
-        (wrong <= allowed, wrong as f64 / seen.max(1) as f64)
+        Evaluation {
+            reached: wrong <= allowed,
+            error: wrong as f64 / seen.max(1) as f64,
+            evaluated: seen,
+        }
     }
 
     /// Held-out error of `model`: the fraction of prompts whose final answer the verifier

@@ -1,9 +1,9 @@
 //! Least-squares fits for the scaling of demonstrations against log(1/eps) and 1/eps.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// `y = intercept + slope * x`, with its coefficient of determination.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LinearFit {
     pub intercept: f64,
     pub slope: f64,

@@ -8,14 +8,26 @@
 mod compare;
 mod eval;
 mod fit;
+mod metrics;
 mod run;
+mod rundir;
 mod table;
 
-pub use compare::{aggregate, compare, Aggregate, CompareReport, CompareSpec, StrategyFit};
-pub use eval::HeldOut;
+pub use compare::{
+    aggregate, compare, report_from_runs, Aggregate, CompareReport, CompareSpec, StrategyFit,
+};
+pub use eval::{Evaluation, HeldOut};
 pub use fit::{fit_linear, LinearFit};
+pub use metrics::{EndRecord, EvalRecord, MetricRecord, PhaseRecord, RunKey};
 pub use run::{run_one, Checkpoint, RunResult, RunSpec, RunSummary};
-pub use table::render_table;
+pub use rundir::{
+    pretty_json, LedgerFile, Provenance, ResolvedStrategy, ResolvedTask, RunConfig, RunDirWriter,
+    RunLedger, COMPARISON_JSON, COMPARISON_MD, CONFIG_FILE, LEDGER_FILE, METRICS_FILE, REPORT_HTML,
+    RESULT_JSON, TABLE_TXT,
+};
+pub use table::{
+    comparison_table, render_markdown, render_table, Table, RATIO_COLUMN, REACHED_COLUMN,
+};
 
 use thiserror::Error;
 
@@ -28,4 +40,10 @@ pub enum ExperimentError {
     Core(#[from] autotune_core::CoreError),
     #[error("invalid experiment: {0}")]
     Invalid(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }

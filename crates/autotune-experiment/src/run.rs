@@ -5,12 +5,12 @@ use autotune_curriculum::{
     build_strategy, run_curriculum, Budget, Control, Model, Observer, PhaseReport, StopReason,
     StrategyConfig,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{ExperimentError, HeldOut};
+use crate::{EndRecord, EvalRecord, ExperimentError, HeldOut, MetricRecord, PhaseRecord, RunKey};
 
 /// Everything that defines a run (written as the run's resolved configuration).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSpec {
     pub task: String,
     pub task_params: Params,
@@ -27,7 +27,7 @@ pub struct RunSpec {
 }
 
 /// Held-out error and cumulative costs at the end of a phase.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub phase: usize,
     pub members: usize,
@@ -36,12 +36,16 @@ pub struct Checkpoint {
     /// Held-out error; for a single model above eps, estimated on the prompts evaluated
     /// before the errors exceeded `eps * n` (the reached/not-reached decision is exact).
     pub heldout_error: f64,
+    /// Held-out prompts evaluated for this estimate (all of them unless stopped early).
+    pub heldout_evaluated: usize,
+    /// Whether the held-out error is at most eps (exact even when stopped early).
+    pub reached: bool,
     pub ledger: Ledger,
 }
 
 /// What a run measured, without its per-phase checkpoints (what a comparison file keeps of
 /// each run).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSummary {
     pub strategy: String,
     pub eps: f64,
@@ -80,30 +84,40 @@ impl RunResult {
     }
 }
 
-struct HeldOutObserver<'a, F: FnMut(&Checkpoint)> {
+struct HeldOutObserver<'a, F: FnMut(&MetricRecord)> {
     task: &'a dyn Task,
+    run: RunKey,
     heldout: HeldOut,
     eps: f64,
     stop_at_eps: bool,
     checkpoints: Vec<Checkpoint>,
     reached: Option<usize>,
-    on_checkpoint: F,
+    on_record: F,
 }
 
-impl<F: FnMut(&Checkpoint)> Observer for HeldOutObserver<'_, F> {
+impl<F: FnMut(&MetricRecord)> Observer for HeldOutObserver<'_, F> {
     fn on_phase(&mut self, report: &PhaseReport, model: &Model) -> Control {
-        let (ok, err) = self.heldout.reaches(self.task, model, self.eps);
+        (self.on_record)(&MetricRecord::Phase(PhaseRecord {
+            run: self.run.clone(),
+            report: report.clone(),
+        }));
+        let ev = self.heldout.reaches(self.task, model, self.eps);
         let cp = Checkpoint {
             phase: report.phase,
             members: report.members,
             demos: report.ledger.teacher_calls,
             acceptance_rate: report.acceptance_rate,
-            heldout_error: err,
+            heldout_error: ev.error,
+            heldout_evaluated: ev.evaluated,
+            reached: ev.reached,
             ledger: report.ledger.clone(),
         };
-        (self.on_checkpoint)(&cp);
+        (self.on_record)(&MetricRecord::Eval(EvalRecord {
+            run: self.run.clone(),
+            checkpoint: cp.clone(),
+        }));
         self.checkpoints.push(cp);
-        if ok && self.reached.is_none() {
+        if ev.reached && self.reached.is_none() {
             self.reached = Some(self.checkpoints.len() - 1);
             if self.stop_at_eps {
                 return Control::Stop;
@@ -113,10 +127,11 @@ impl<F: FnMut(&Checkpoint)> Observer for HeldOutObserver<'_, F> {
     }
 }
 
-/// Runs `spec`, calling `on_checkpoint` after every phase.
+/// Runs `spec`, calling `on_record` with every metrics record as it happens: a phase record
+/// and an evaluation record after every phase, and an end record last.
 pub fn run_one(
     spec: &RunSpec,
-    on_checkpoint: impl FnMut(&Checkpoint),
+    on_record: impl FnMut(&MetricRecord),
 ) -> Result<RunResult, ExperimentError> {
     if !(spec.eps > 0.0 && spec.eps < 1.0) {
         return Err(ExperimentError::Invalid(format!(
@@ -137,12 +152,17 @@ pub fn run_one(
     let heldout = HeldOut::new(task.prompts("test", spec.seed)?.draw(n_test)?);
     let mut obs = HeldOutObserver {
         task: task.as_ref(),
+        run: RunKey {
+            strategy: spec.strategy.clone(),
+            eps: spec.eps,
+            seed: spec.seed,
+        },
         heldout,
         eps: spec.eps,
         stop_at_eps: spec.stop_at_eps,
         checkpoints: Vec::new(),
         reached: None,
-        on_checkpoint,
+        on_record,
     };
     let outcome = run_curriculum(
         task.as_ref(),
@@ -154,7 +174,7 @@ pub fn run_one(
     )?;
     let final_error = obs.heldout.error(task.as_ref(), &outcome.model);
     let reached = obs.reached.map(|i| &obs.checkpoints[i]);
-    Ok(RunResult {
+    let result = RunResult {
         task: spec.task.clone(),
         summary: RunSummary {
             strategy: spec.strategy.clone(),
@@ -173,5 +193,10 @@ pub fn run_one(
         checkpoints: obs.checkpoints,
         strategy_config: cfg,
         task_params,
-    })
+    };
+    (obs.on_record)(&MetricRecord::End(EndRecord {
+        summary: result.summary.clone(),
+        heldout_prompts: n_test,
+    }));
+    Ok(result)
 }

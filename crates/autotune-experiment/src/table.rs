@@ -17,8 +17,26 @@ fn num(x: f64) -> String {
     }
 }
 
-/// Renders the comparison: one row per (strategy, eps), then the scaling fits.
-pub fn render_table(r: &CompareReport) -> String {
+/// The comparison as cells: one row per (strategy, eps).
+#[derive(Clone, Debug)]
+pub struct Table {
+    /// What the table shows (one line).
+    pub title: String,
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+    /// Per row: whether every seed reached eps.
+    pub all_reached: Vec<bool>,
+    /// The scaling fits, one line per strategy (empty with fewer than two eps values).
+    pub fits: Vec<String>,
+}
+
+/// Column of the "x uniform" ratio in [`Table`].
+pub const RATIO_COLUMN: usize = 5;
+/// Column of the "reached" count in [`Table`].
+pub const REACHED_COLUMN: usize = 2;
+
+/// Builds the comparison table of `r`.
+pub fn comparison_table(r: &CompareReport) -> Table {
     let header = [
         "strategy",
         "eps",
@@ -40,8 +58,11 @@ pub fn render_table(r: &CompareReport) -> String {
             .find(|u| u.strategy == "uniform" && u.eps == a.eps)
             .and_then(|u| u.demos_median);
         let ratio = match (uni, a.demos_median) {
-            (Some(u), Some(d)) if a.strategy != "uniform" && d > 0.0 => {
+            (Some(u), Some(d)) if a.strategy != "uniform" && d > 0.0 && u >= d => {
                 format!("{:.1}x fewer", u / d)
+            }
+            (Some(u), Some(d)) if a.strategy != "uniform" && u > 0.0 => {
+                format!("{:.1}x more", d / u)
             }
             _ => String::new(),
         };
@@ -63,43 +84,8 @@ pub fn render_table(r: &CompareReport) -> String {
             format!("{:.4}", a.final_error_median),
         ]);
     }
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<String>| -> String {
-        cells
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (c, w))| {
-                if i == 0 {
-                    format!("{c:<w$}")
-                } else {
-                    format!("{c:>w$}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut out = format!(
-        "task {} (d = {}), {} seeds from {}; demos = teacher demonstrations to reach held-out error <= eps\n",
-        r.task, r.dimension, r.seeds, r.base_seed
-    );
-    out += &line(header.iter().map(|s| s.to_string()).collect());
-    out.push('\n');
-    out += &line(widths.iter().map(|w| "-".repeat(*w)).collect());
-    out.push('\n');
-    for row in rows {
-        out += &line(row);
-        out.push('\n');
-    }
+    let mut fits = Vec::new();
     if r.eps.len() >= 2 {
-        out += "\nscaling of median demos with eps:\n";
         for f in &r.fits {
             let growth = f
                 .growth
@@ -112,15 +98,126 @@ pub fn render_table(r: &CompareReport) -> String {
                     format!("{:.1} + {:.3}*x (R2 {:.2})", l.intercept, l.slope, l.r2)
                 })
             };
-            out += &format!(
-                "  {:<22} log-log slope {:>5}  | vs ln(1/eps): {} | vs 1/eps: {} | {}\n",
+            fits.push(format!(
+                "{:<22} log-log slope {:>5}  | vs ln(1/eps): {} | vs 1/eps: {} | {}",
                 f.strategy,
                 f.loglog_slope.map_or("-".into(), |s| format!("{s:.2}")),
                 fit(&f.vs_log_inv_eps),
                 fit(&f.vs_inv_eps),
                 growth
-            );
+            ));
         }
     }
-    out
+    Table {
+        title: format!(
+            "task {} (d = {}), {} seeds from {}; demos = teacher demonstrations to reach held-out error <= eps",
+            r.task, r.dimension, r.seeds, r.base_seed
+        ),
+        header: header.iter().map(|s| s.to_string()).collect(),
+        all_reached: r.results.iter().map(|a| a.reached == a.seeds).collect(),
+        rows,
+        fits,
+    }
+}
+
+impl Table {
+    fn widths(&self) -> Vec<usize> {
+        let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        for row in &self.rows {
+            for (w, c) in widths.iter_mut().zip(row) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        widths
+    }
+
+    /// Aligned text; `paint(row, column, padded_cell)` may decorate each padded cell (row
+    /// `None` is the header), e.g. with terminal colours.
+    pub fn render(&self, paint: &dyn Fn(Option<usize>, usize, String) -> String) -> String {
+        let widths = self.widths();
+        let line = |row: Option<usize>, cells: &[String]| -> String {
+            cells
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (c, w))| {
+                    let padded = if i == 0 {
+                        format!("{c:<w$}")
+                    } else {
+                        format!("{c:>w$}")
+                    };
+                    paint(row, i, padded)
+                })
+                .collect::<Vec<_>>()
+                .join("  ")
+                .trim_end()
+                .to_string()
+        };
+        let mut out = format!("{}\n", self.title);
+        out += &line(None, &self.header);
+        out.push('\n');
+        let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+        out += &rule.join("  ");
+        out.push('\n');
+        for (i, row) in self.rows.iter().enumerate() {
+            out += &line(Some(i), row);
+            out.push('\n');
+        }
+        if !self.fits.is_empty() {
+            out += "\nscaling of median demos with eps:\n";
+            for f in &self.fits {
+                out += &format!("  {f}\n");
+            }
+        }
+        out
+    }
+
+    /// A GitHub-flavoured Markdown table, with the fits as a list below it.
+    pub fn markdown(&self) -> String {
+        let esc = |s: &str| s.replace('|', "\\|");
+        let mut out = format!("{}\n\n", self.title);
+        out += &format!(
+            "| {} |\n",
+            self.header
+                .iter()
+                .map(|h| esc(h))
+                .collect::<Vec<_>>()
+                .join(" | ")
+        );
+        out += &format!(
+            "|{}\n",
+            self.header
+                .iter()
+                .enumerate()
+                .map(|(i, _)| if i == 0 { "---|" } else { "---:|" })
+                .collect::<String>()
+        );
+        for row in &self.rows {
+            out += &format!(
+                "| {} |\n",
+                row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
+            );
+        }
+        if !self.fits.is_empty() {
+            out += "\nScaling of median demos with eps:\n\n";
+            for f in &self.fits {
+                out += &format!(
+                    "- `{}`\n",
+                    f.split_whitespace().collect::<Vec<_>>().join(" ")
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Renders the comparison as plain aligned text: one row per (strategy, eps), then the
+/// scaling fits.
+pub fn render_table(r: &CompareReport) -> String {
+    comparison_table(r).render(&|_, _, cell| cell)
+}
+
+/// Renders the comparison as Markdown.
+pub fn render_markdown(r: &CompareReport) -> String {
+    comparison_table(r).markdown()
 }

@@ -125,3 +125,62 @@ fn the_certificate_stops_a_run_left_to_itself() {
     // The certificate holds with probability 1 - delta: the held-out error is near eps.
     assert!(r.summary.final_error <= 0.1, "{}", r.summary.final_error);
 }
+
+/// The metrics stream of every strategy: a phase and an evaluation record per phase, one end
+/// record last, each line parsing back to the same record, matching the run's result.
+#[test]
+fn every_strategy_streams_metrics_that_parse_back_and_match_the_result() {
+    use autotune_experiment::MetricRecord;
+    for s in STRATEGIES {
+        let mut lines: Vec<String> = Vec::new();
+        let r = run_one(&spec(s.name, 0.05, 2), |m| lines.push(m.to_line())).unwrap();
+        let recs: Vec<MetricRecord> = lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", s.name)))
+            .collect();
+        for (l, rec) in lines.iter().zip(&recs) {
+            assert_eq!(&rec.to_line(), l, "{}: record does not round-trip", s.name);
+            assert_eq!(rec.run().strategy, s.name);
+        }
+        let phases: Vec<_> = recs
+            .iter()
+            .filter_map(|m| match m {
+                MetricRecord::Phase(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let evals: Vec<_> = recs
+            .iter()
+            .filter_map(|m| match m {
+                MetricRecord::Eval(e) => Some(e),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(phases.len(), r.checkpoints.len(), "{}", s.name);
+        assert_eq!(evals.len(), r.checkpoints.len(), "{}", s.name);
+        let MetricRecord::End(end) = recs.last().unwrap() else {
+            panic!("{}: the last record is not the end record", s.name);
+        };
+        assert_eq!(end.summary.demos_to_eps, r.summary.demos_to_eps);
+        assert_eq!(end.summary.final_ledger, r.summary.final_ledger);
+        for (p, e) in phases.iter().zip(&evals) {
+            assert_eq!(p.report.phase, e.checkpoint.phase);
+            assert_eq!(p.report.ledger, e.checkpoint.ledger);
+            // A tested phase counts every candidate it drew in its rank histogram.
+            let ranked: u64 = p.report.rank_histogram.iter().sum();
+            if p.report.max_rank > 0 {
+                assert_eq!(
+                    ranked, p.report.drawn,
+                    "{} phase {}",
+                    s.name, p.report.phase
+                );
+                assert_eq!(p.report.rank_histogram.len(), p.report.max_rank + 1);
+            } else {
+                assert_eq!(ranked, 0, "{} phase {}", s.name, p.report.phase);
+            }
+        }
+        if s.name == "uniform" {
+            assert!(phases.iter().all(|p| p.report.max_rank == 0));
+        }
+    }
+}
