@@ -58,18 +58,12 @@ impl Progress {
         let k = r.run();
         let key = format!("{} eps {} seed {}", k.strategy, k.eps, k.seed);
         let mut active = self.active.lock().unwrap_or_else(|e| e.into_inner());
-        if let MetricRecord::End(e) = r {
+        if let MetricRecord::End(_) = r {
             if let Some(a) = active.remove(&key) {
                 a.bar.finish_and_clear();
                 self.multi.remove(&a.bar);
             }
             self.total.inc(1);
-            let s = &e.summary;
-            self.total.set_message(format!(
-                "last: {key} -> {}",
-                s.demos_to_eps
-                    .map_or("not reached".into(), |d| format!("{d} demos"))
-            ));
             return;
         }
         let a = active.entry(key.clone()).or_insert_with(|| {
