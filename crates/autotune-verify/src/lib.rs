@@ -1,0 +1,155 @@
+//! Answer verifiers for text tasks.
+//!
+//! A verifier decides whether a model's output (`prediction`, often a whole chain of thought)
+//! answers a prompt whose reference answer is `gold`. Code verifiers also take unit tests.
+//! Every verifier is batch-oriented: [`AnswerVerifier::verify_batch`] runs items in parallel
+//! (rayon) by default, and a verdict never panics or hangs: unparseable input is an
+//! incorrect verdict with a reason.
+//!
+//! | name | decides |
+//! |---|---|
+//! | `exact` | string equality, optionally ignoring case and collapsing whitespace |
+//! | `numeric` | numbers: integers, decimals, fractions, scientific notation, within a tolerance |
+//! | `choice` | multiple choice letters (A/B/C/D...) |
+//! | `math` | final answer extracted from free text (`\boxed{}`, "the answer is", last number), equivalence of LaTeX and plain expressions |
+//! | `code` | a Python program run against unit tests in a sandboxed subprocess |
+
+mod code;
+mod math;
+mod simple;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use code::{CodeVerifier, SandboxLimits};
+pub use math::MathVerifier;
+pub use simple::{ChoiceVerifier, ExactVerifier, NumericVerifier};
+
+/// One thing to check.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    /// The reference answer.
+    pub gold: String,
+    /// The model's output: an answer, or a whole chain of thought ending in one.
+    pub prediction: String,
+    /// Code only: Python unit tests (asserts) run after the program.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<String>,
+}
+
+impl Item {
+    pub fn new(gold: impl Into<String>, prediction: impl Into<String>) -> Self {
+        Self {
+            gold: gold.into(),
+            prediction: prediction.into(),
+            tests: None,
+        }
+    }
+}
+
+/// A verdict, with what was compared and why it failed.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub correct: bool,
+    /// The answer taken from the prediction, where the verifier extracts one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extracted: Option<String>,
+    /// Why the verdict is negative (no answer found, timeout, crash, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Verdict {
+    pub fn correct(extracted: Option<String>) -> Self {
+        Self {
+            correct: true,
+            extracted,
+            reason: None,
+        }
+    }
+
+    pub fn wrong(extracted: Option<String>, reason: impl Into<String>) -> Self {
+        Self {
+            correct: false,
+            extracted,
+            reason: Some(reason.into()),
+        }
+    }
+}
+
+/// Decides whether predictions answer their prompts.
+pub trait AnswerVerifier: Send + Sync {
+    /// The verifier's registry name.
+    fn name(&self) -> &'static str;
+
+    fn verify(&self, item: &Item) -> Verdict;
+
+    /// Verdicts for many items, in order; in parallel by default.
+    fn verify_batch(&self, items: &[Item]) -> Vec<Verdict> {
+        items.par_iter().map(|i| self.verify(i)).collect()
+    }
+}
+
+#[derive(Debug, Error)]
+pub enum VerifyError {
+    #[error("unknown verifier `{0}`; valid verifiers: exact, numeric, choice, math, code")]
+    Unknown(String),
+    #[error("verifier `{verifier}`: {message}")]
+    Option { verifier: String, message: String },
+}
+
+/// The verifiers' names, for listings and errors.
+pub const VERIFIERS: [&str; 5] = ["exact", "numeric", "choice", "math", "code"];
+
+/// Builds a verifier by name with `key=value` options (see each verifier's docs).
+pub fn build_verifier(
+    name: &str,
+    options: &[(String, String)],
+) -> Result<Box<dyn AnswerVerifier>, VerifyError> {
+    match name {
+        "exact" => Ok(Box::new(ExactVerifier::from_options(options)?)),
+        "numeric" => Ok(Box::new(NumericVerifier::from_options(options)?)),
+        "choice" => Ok(Box::new(ChoiceVerifier::from_options(options)?)),
+        "math" => Ok(Box::new(MathVerifier::from_options(options)?)),
+        "code" => Ok(Box::new(CodeVerifier::from_options(options)?)),
+        other => Err(VerifyError::Unknown(other.to_string())),
+    }
+}
+
+/// Rejects options a verifier does not know.
+pub(crate) fn check_options(
+    verifier: &str,
+    options: &[(String, String)],
+    known: &[&str],
+) -> Result<(), VerifyError> {
+    for (k, _) in options {
+        if !known.contains(&k.as_str()) {
+            return Err(VerifyError::Option {
+                verifier: verifier.into(),
+                message: format!(
+                    "unknown option `{k}`; valid options: {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Parses an option value, with an error that names the option.
+pub(crate) fn parse_option<T: std::str::FromStr>(
+    verifier: &str,
+    key: &str,
+    value: &str,
+    expected: &str,
+) -> Result<T, VerifyError> {
+    value.parse().map_err(|_| VerifyError::Option {
+        verifier: verifier.into(),
+        message: format!("option `{key}={value}`: expected {expected}"),
+    })
+}
