@@ -9,8 +9,9 @@ use anyhow::{bail, Context, Result};
 use autotune_core::Params;
 use autotune_curriculum::{strategy_info, strategy_names, Budget, STRATEGIES};
 use autotune_experiment::{
-    compare, comparison_table, pretty_json, report_from_runs, run_one, CompareReport, CompareSpec,
-    Provenance, RunConfig, RunDirWriter, RunSpec, RATIO_COLUMN, REACHED_COLUMN, RESULT_JSON,
+    compare, comparison_table, pretty_json, report_from_runs, run_one_full, CompareReport,
+    CompareSpec, Provenance, RunConfig, RunDirWriter, RunSpec, RATIO_COLUMN, REACHED_COLUMN,
+    RESULT_JSON,
 };
 use autotune_tasks::{task_info, TASKS};
 use clap::{Args, Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Cmd {
     Demo(DemoArgs),
     /// Draws a run directory as one self-contained HTML page (and PNGs with --png).
     Report(ReportArgs),
+    /// Checks {"gold", "prediction", "tests"?} records with a verifier: one verdict per line.
+    Verify(VerifyArgs),
 }
 
 #[derive(Args, Clone)]
@@ -70,12 +73,29 @@ struct Common {
     /// (certificate, phases or budget).
     #[arg(long)]
     run_to_stop: bool,
+    /// Your own tasks: a JSONL file of records (plain, reasoning-gym, TRL or verl); the same
+    /// as `--task file --param path=FILE`.
+    #[arg(long, value_name = "FILE")]
+    tasks: Option<PathBuf>,
+    /// Record format of --tasks: auto, plain, reasoning-gym, trl-messages, trl-completion, verl.
+    #[arg(long)]
+    format: Option<String>,
+    /// Verifier of --tasks records that name none: exact, numeric, choice, math, code.
+    #[arg(long)]
+    verifier: Option<String>,
+    /// File-backed teacher for --tasks: JSONL of {"id", "cot", "answer"?}.
+    #[arg(long, value_name = "FILE")]
+    teacher: Option<PathBuf>,
+    /// Skip (and count) bad records of --tasks instead of stopping at the first.
+    #[arg(long)]
+    skip_bad: bool,
 }
 
 #[derive(Args)]
 struct RunArgs {
+    /// A built-in task (see `autotune tasks`), or use --tasks FILE.
     #[arg(long)]
-    task: String,
+    task: Option<String>,
     #[arg(long)]
     strategy: String,
     /// Target held-out error.
@@ -86,14 +106,25 @@ struct RunArgs {
     /// Run directory (created).
     #[arg(long)]
     out: PathBuf,
+    /// Write the teacher demonstrations the run bought as TRL SFT data (JSONL).
+    #[arg(long, value_name = "FILE")]
+    export_sft: Option<PathBuf>,
+    /// TRL style of --export-sft: messages or prompt-completion.
+    #[arg(long, default_value = "messages")]
+    sft_style: String,
+    /// Write the task's prompt pool with the curriculum's ranks and weights under the final
+    /// model as verl-style RL records (JSONL; file tasks).
+    #[arg(long, value_name = "FILE")]
+    export_rl: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
 
 #[derive(Args)]
 struct CompareArgs {
+    /// A built-in task (see `autotune tasks`), or use --tasks FILE.
     #[arg(long)]
-    task: String,
+    task: Option<String>,
     /// Comma-separated strategies, or `all`.
     #[arg(long, default_value = "all")]
     strategies: String,
@@ -138,6 +169,22 @@ struct ReportArgs {
     png: Option<PathBuf>,
 }
 
+#[derive(Args)]
+struct VerifyArgs {
+    /// exact, numeric, choice, math or code.
+    #[arg(long)]
+    verifier: String,
+    /// Verifier option KEY=VALUE (repeatable), e.g. case=insensitive, rel_tol=1e-4, timeout=5.
+    #[arg(long = "option", value_name = "KEY=VALUE")]
+    options: Vec<String>,
+    /// JSONL of {"gold", "prediction", "tests"?} records.
+    #[arg(long = "in", value_name = "FILE")]
+    input: PathBuf,
+    /// Verdicts, one JSON line per record ({"correct", "extracted", "reason"}); default stdout.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+}
+
 fn main() {
     if let Err(e) = real_main() {
         eprintln!("error: {e:#}");
@@ -160,6 +207,7 @@ fn real_main() -> Result<()> {
         Cmd::Compare(a) => cmd_compare(a),
         Cmd::Demo(a) => cmd_demo(a),
         Cmd::Report(a) => cmd_report(a),
+        Cmd::Verify(a) => cmd_verify(a),
     }
 }
 
@@ -220,6 +268,60 @@ fn parse_strategies(s: &str) -> Result<Vec<String>> {
         }
     }
     Ok(out)
+}
+
+/// The task and its parameters: `--task` with `--param`, or `--tasks FILE` (the `file`
+/// task) with its flags.
+fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Params)> {
+    let mut params = Params::parse(&c.params)?;
+    let file_flags =
+        c.format.is_some() || c.verifier.is_some() || c.teacher.is_some() || c.skip_bad;
+    match (task.as_deref(), &c.tasks) {
+        (None, None) => bail!("give a task: --task NAME (see `autotune tasks`) or --tasks FILE"),
+        (Some(t), Some(_)) if t != "file" => {
+            bail!("--task {t} and --tasks FILE are two different tasks; give one")
+        }
+        (Some(t), None) if t != "file" && file_flags => {
+            bail!("--format, --verifier, --teacher and --skip-bad are for --tasks FILE")
+        }
+        _ => {}
+    }
+    if let Some(path) = &c.tasks {
+        params.0.insert("path".into(), path.display().to_string());
+    }
+    let set = |p: &mut Params, k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            p.0.insert(k.into(), v.clone());
+        }
+    };
+    set(&mut params, "format", &c.format);
+    set(&mut params, "verifier", &c.verifier);
+    set(
+        &mut params,
+        "teacher",
+        &c.teacher.as_ref().map(|t| t.display().to_string()),
+    );
+    if c.skip_bad {
+        params.0.insert("skip_bad".into(), "true".into());
+    }
+    let name = task.clone().unwrap_or_else(|| "file".into());
+    if name == "file" {
+        // Open the file once up front: bad records are reported before any run starts.
+        let info = task_info("file")?;
+        let resolved = params.resolve("task `file`", info.params)?;
+        let t = autotune_tasks::file::open(&resolved)?;
+        for s in &t.skipped {
+            eprintln!("warning: skipped {s}");
+        }
+        if !t.skipped.is_empty() {
+            eprintln!(
+                "warning: {} bad records skipped, {} read",
+                t.skipped.len(),
+                t.records().len()
+            );
+        }
+    }
+    Ok((name, params))
 }
 
 /// Checks the task name and its parameters before any work starts.
@@ -325,13 +427,19 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         bail!("`run` takes one eps, got `{}`", a.eps);
     }
     let eps = eps[0];
-    let task_params = Params::parse(&a.common.params)?;
-    check_task(&a.task, &task_params)?;
+    let (task, task_params) = task_and_params(&a.task, &a.common)?;
+    check_task(&task, &task_params)?;
     strategy_info(&a.strategy)?;
+    let sft_style = autotune_data::SftStyle::parse(&a.sft_style).with_context(|| {
+        format!(
+            "--sft-style `{}`: expected messages or prompt-completion",
+            a.sft_style
+        )
+    })?;
     let mut b = budget(&a.common);
-    default_max_demos(&mut b, &a.task, &task_params, eps)?;
+    default_max_demos(&mut b, &task, &task_params, eps)?;
     let spec = RunSpec {
-        task: a.task.clone(),
+        task: task.clone(),
         task_params,
         strategy: a.strategy.clone(),
         strategy_params: Params::parse(&a.common.strategy_params)?,
@@ -356,11 +464,71 @@ fn cmd_run(a: RunArgs) -> Result<()> {
     let writer = open_run_dir(&a.out, &cspec)?;
     let progress = Progress::new(1);
     let start = std::time::Instant::now();
-    let res = run_one(&spec, |r| {
+    let (res, art) = run_one_full(&spec, |r| {
         writer.record(r);
         progress.record(r);
     })?;
     progress.finish();
+    if let Some(path) = &a.export_sft {
+        let examples: Vec<_> = art
+            .demos
+            .iter()
+            .map(|d| {
+                let p = art.task.describe(&d.prompt);
+                (p.text, p.messages, art.task.render_trace(&d.trace))
+            })
+            .collect();
+        std::fs::write(path, autotune_data::export_sft(&examples, sft_style))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {} SFT examples to {}",
+            examples.len(),
+            path.display()
+        );
+    }
+    if let Some(path) = &a.export_rl {
+        let pool = art.task.pool().with_context(|| {
+            format!(
+                "--export-rl needs a task with a finite prompt pool (--tasks FILE); `{task}` is a generator"
+            )
+        })?;
+        let scores = autotune_curriculum::score_prompts(
+            art.task.as_ref(),
+            &res.strategy_config,
+            eps,
+            spec.seed,
+            &art.model,
+            res.summary.phases,
+            &pool,
+        );
+        let prompts: Vec<autotune_data::RlPrompt> = pool
+            .iter()
+            .zip(scores)
+            .map(|(p, s)| {
+                let d = art.task.describe(p);
+                autotune_data::RlPrompt {
+                    id: d.id,
+                    prompt: d.text,
+                    messages: d.messages,
+                    ground_truth: d.gold.unwrap_or_default(),
+                    rank: s.rank,
+                    max_rank: s.max_rank,
+                    weight: s.weight,
+                }
+            })
+            .collect();
+        let selected = prompts.iter().filter(|p| p.weight > 0.0).count();
+        std::fs::write(
+            path,
+            autotune_data::export_rl_prompts(&format!("autotune:{}", art.task.name()), &prompts),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {} RL prompts ({selected} with weight > 0) to {}",
+            prompts.len(),
+            path.display()
+        );
+    }
     writer.write(RESULT_JSON, &pretty_json(&res))?;
     let report = report_from_runs(&cspec, vec![res.clone()], start.elapsed().as_secs_f64());
     writer.finish(&report)?;
@@ -416,16 +584,16 @@ fn run_compare(spec: &CompareSpec, dir: &Path, json: Option<&Path>) -> Result<Co
 fn cmd_compare(a: CompareArgs) -> Result<()> {
     let eps = parse_eps_list(&a.eps)?;
     let strategies = parse_strategies(&a.strategies)?;
-    let task_params = Params::parse(&a.common.params)?;
-    check_task(&a.task, &task_params)?;
+    let (task, task_params) = task_and_params(&a.task, &a.common)?;
+    check_task(&task, &task_params)?;
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
     let mut b = budget(&a.common);
     let min_eps = eps.iter().copied().fold(1.0, f64::min);
-    default_max_demos(&mut b, &a.task, &task_params, min_eps)?;
+    default_max_demos(&mut b, &task, &task_params, min_eps)?;
     let spec = CompareSpec {
-        task: a.task,
+        task,
         task_params,
         strategies,
         strategy_params: Params::parse(&a.common.strategy_params)?,
@@ -468,6 +636,35 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     };
     println!("AutoTune demo: all curricula on halfspace-cot (window 32, d = 33), eps 0.01 and 0.001, {} seeds", a.seeds);
     run_compare(&spec, &a.out, None)?;
+    Ok(())
+}
+
+fn cmd_verify(a: VerifyArgs) -> Result<()> {
+    let options: Vec<(String, String)> = Params::parse(&a.options)?.0.into_iter().collect();
+    let verifier = autotune_verify::build_verifier(&a.verifier, &options)?;
+    let items = autotune_data::read_verify_items(&a.input)?;
+    let start = std::time::Instant::now();
+    let verdicts = verifier.verify_batch(&items);
+    let secs = start.elapsed().as_secs_f64();
+    let mut out = String::with_capacity(verdicts.len() * 48);
+    for v in &verdicts {
+        out += &serde_json::to_string(v)?;
+        out.push('\n');
+    }
+    match &a.out {
+        Some(path) => {
+            std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => print!("{out}"),
+    }
+    let correct = verdicts.iter().filter(|v| v.correct).count();
+    eprintln!(
+        "{}: {} verdicts, {correct} correct, in {secs:.3} s ({:.0} verdicts/s, {} threads)",
+        a.verifier,
+        verdicts.len(),
+        verdicts.len() as f64 / secs.max(1e-9),
+        rayon::current_num_threads()
+    );
     Ok(())
 }
 

@@ -348,3 +348,174 @@ fn report_draws_a_run_directory_and_names_bad_lines() {
     );
     std::fs::remove_dir_all(&base).ok();
 }
+
+fn examples(name: &str) -> String {
+    format!("{}/../../examples/tasks/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+#[test]
+fn own_tasks_run_end_to_end_and_export_for_trl_and_verl() {
+    let base = std::env::temp_dir().join(format!("autotune-cli-tasks-{}", std::process::id()));
+    let (sft, rl) = (base.join("sft.jsonl"), base.join("rl.jsonl"));
+    std::fs::create_dir_all(&base).unwrap();
+    let (code, out, err) = autotune(&[
+        "run",
+        "--tasks",
+        &examples("arith.jsonl"),
+        "--strategy",
+        "autotune-cex",
+        "--eps",
+        "0.02",
+        "--out",
+        base.join("run").to_str().unwrap(),
+        "--export-sft",
+        sft.to_str().unwrap(),
+        "--export-rl",
+        rl.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("reached"), "{out}");
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("run/result.json")).unwrap())
+            .unwrap();
+    let demos = result["final_ledger"]["teacher_calls"].as_u64().unwrap();
+    // One SFT example per teacher call, each a user turn and the teacher's answer.
+    let sft_lines: Vec<serde_json::Value> = std::fs::read_to_string(&sft)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(sft_lines.len() as u64, demos);
+    let m = &sft_lines[0]["messages"];
+    assert_eq!(m[0]["role"], "user");
+    assert_eq!(m[1]["role"], "assistant");
+    assert!(m[1]["content"].as_str().unwrap().contains("\\boxed{"));
+    // The RL set: every record of the file, with the final model's ranks and weights.
+    let rl_lines: Vec<serde_json::Value> = std::fs::read_to_string(&rl)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rl_lines.len(), 300);
+    for r in &rl_lines {
+        let a = &r["extra_info"]["autotune"];
+        let w = a["weight"].as_f64().unwrap();
+        // Counterexample mask: weight 1 exactly on prompts the model gets wrong.
+        assert_eq!(w == 1.0, a["rank"] == 0, "{r}");
+        assert!(r["reward_model"]["ground_truth"].is_string());
+    }
+    std::fs::remove_dir_all(&base).ok();
+}
+
+#[test]
+fn bad_task_files_name_file_and_line_and_skip_bad_counts() {
+    let dir = std::env::temp_dir().join(format!("autotune-cli-badtasks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("t.jsonl");
+    std::fs::write(
+        &f,
+        "{\"prompt\": \"1+1?\", \"answer\": 2}\n{\"prompt\": \"x\"}\n{\"prompt\": \"2+2?\", \"answer\": 4}\n",
+    )
+    .unwrap();
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "run",
+            "--tasks",
+            f.to_str().unwrap(),
+            "--strategy",
+            "uniform",
+            "--eps",
+            "0.1",
+            "--out",
+            dir.join("run").to_str().unwrap(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let a = args(&[]);
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    assert_one_line_error(
+        &a,
+        &["t.jsonl:2: plain record without `answer` (keys: prompt)"],
+    );
+    let b = args(&["--skip-bad"]);
+    let b: Vec<&str> = b.iter().map(String::as_str).collect();
+    let (code, _, err) = autotune(&b);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("1 bad records skipped, 2 read"), "{err}");
+    assert_one_line_error(
+        &[
+            "run",
+            "--task",
+            "skills",
+            "--tasks",
+            "x.jsonl",
+            "--strategy",
+            "uniform",
+            "--eps",
+            "0.1",
+            "--out",
+            "/tmp/x",
+        ],
+        &["two different tasks"],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn verify_writes_one_verdict_per_record() {
+    let dir = std::env::temp_dir().join(format!("autotune-cli-verify-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in.jsonl");
+    std::fs::write(
+        &input,
+        "{\"gold\": \"3/4\", \"prediction\": \"so we get 0.75\"}\n{\"gold\": 5, \"prediction\": \"it is 6\"}\n\n{\"gold\": \"1e3\", \"prediction\": \"1,000\"}\n",
+    )
+    .unwrap();
+    let out = dir.join("out.jsonl");
+    let (code, _, err) = autotune(&[
+        "verify",
+        "--verifier",
+        "numeric",
+        "--in",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("3 verdicts, 2 correct"), "{err}");
+    let v: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(v.len(), 3);
+    assert_eq!(v[0]["correct"], true);
+    assert_eq!(v[1]["correct"], false);
+    assert_eq!(v[1]["extracted"], "6");
+    std::fs::write(&input, "{\"gold\": 1}\n").unwrap();
+    assert_one_line_error(
+        &[
+            "verify",
+            "--verifier",
+            "numeric",
+            "--in",
+            input.to_str().unwrap(),
+        ],
+        &["in.jsonl:1: expected `prediction`"],
+    );
+    assert_one_line_error(
+        &[
+            "verify",
+            "--verifier",
+            "nope",
+            "--in",
+            input.to_str().unwrap(),
+        ],
+        &["unknown verifier `nope`", "math", "code"],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

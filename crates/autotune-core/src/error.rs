@@ -19,6 +19,9 @@ pub enum CoreError {
     MalformedParam(String),
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// Bad user input that already names its place (`file:line: what is wrong`).
+    #[error("{0}")]
+    Input(String),
     #[error("the prompt source is exhausted after {drawn} prompts")]
     SourceExhausted { drawn: usize },
     #[error("teacher failed: {0}")]

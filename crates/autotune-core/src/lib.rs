@@ -21,5 +21,5 @@ pub use error::{CoreError, Result};
 pub use ledger::{Ledger, Metered};
 pub use params::{ParamSpec, Params};
 pub use rng::{stream_rng, stream_seed, Rng};
-pub use traits::{FitStats, Policy, PromptSource, Student, Task, Teacher, Verifier};
+pub use traits::{FitStats, Policy, PromptSource, PromptText, Student, Task, Teacher, Verifier};
 pub use types::{Demo, Prompt, Token, Trace};

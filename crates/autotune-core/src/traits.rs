@@ -72,4 +72,45 @@ pub trait Task: Send + Sync {
 
     /// A fresh, untrained student of the task's default class.
     fn new_student(&self, seed: u64) -> Box<dyn Student>;
+
+    /// Tokens as text, for exports (default: the token numbers, space separated).
+    fn render(&self, tokens: &[Token]) -> String {
+        tokens
+            .iter()
+            .map(|t| t.to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// A chain of thought as the text a trainer learns from (for SFT export).
+    fn render_trace(&self, trace: &Trace) -> String {
+        self.render(&trace.steps)
+    }
+
+    /// A prompt as text, for exports.
+    fn describe(&self, prompt: &Prompt) -> PromptText {
+        PromptText {
+            id: prompt.id.to_string(),
+            text: self.render(&prompt.tokens),
+            messages: None,
+            gold: None,
+        }
+    }
+
+    /// The whole prompt pool of a finite task (file tasks), for exporting RL prompt sets;
+    /// `None` for generators.
+    fn pool(&self) -> Option<Vec<Prompt>> {
+        None
+    }
+}
+
+/// A prompt as a trainer sees it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PromptText {
+    pub id: String,
+    pub text: String,
+    /// Chat messages, when the prompt came as a conversation.
+    pub messages: Option<Vec<(String, String)>>,
+    /// The reference answer, where the task knows it without asking the teacher.
+    pub gold: Option<String>,
 }

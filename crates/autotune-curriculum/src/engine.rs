@@ -94,6 +94,8 @@ pub struct Outcome {
     pub ledger: Ledger,
     pub model: Model,
     pub reports: Vec<PhaseReport>,
+    /// Every demonstration the run bought, in order (for export as SFT data).
+    pub demos: Vec<Demo>,
 }
 
 /// The score of a tested candidate: its rank, its acceptance probability, and whether the
@@ -115,6 +117,50 @@ struct Engine<'a> {
     filter_rng: Rng,
     sample_calls: u64,
     members_built: u64,
+}
+
+/// How the curriculum sees one prompt under a model: its rank (None: not tested), the
+/// highest possible rank, and the mask's weight (acceptance probability).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct PromptScore {
+    pub rank: Option<usize>,
+    pub max_rank: usize,
+    pub weight: f64,
+}
+
+/// Scores `prompts` under `model` as the Test and Filter steps of phase `phase` would (for
+/// exporting a prompt set with its curriculum weights). The verifier calls and generations
+/// this takes are not part of any run's ledger.
+pub fn score_prompts(
+    task: &dyn Task,
+    cfg: &StrategyConfig,
+    eps: f64,
+    seed: u64,
+    model: &Model,
+    phase: usize,
+    prompts: &[Prompt],
+) -> Vec<PromptScore> {
+    let budget = Budget::default();
+    let mut e = Engine {
+        task,
+        cfg,
+        eps,
+        seed,
+        budget: &budget,
+        meter: Metered::new(task),
+        filter_rng: stream_rng(seed, "export-filter"),
+        sample_calls: 0,
+        members_built: 0,
+    };
+    let max_rank = e.max_rank(model);
+    e.score(model, phase, prompts)
+        .into_iter()
+        .map(|s| PromptScore {
+            rank: s.rank,
+            max_rank,
+            weight: s.accept,
+        })
+        .collect()
 }
 
 /// Runs the curriculum `cfg` on `task` for target error `eps`.
@@ -273,6 +319,7 @@ impl<'a> Engine<'a> {
             ledger: self.meter.snapshot(),
             model,
             reports,
+            demos: all_demos,
         })
     }
 

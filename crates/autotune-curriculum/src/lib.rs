@@ -10,7 +10,8 @@ mod strategy;
 pub mod weights;
 
 pub use engine::{
-    run_curriculum, Budget, Control, NoObserver, Observer, Outcome, PhaseReport, StopReason,
+    run_curriculum, score_prompts, Budget, Control, NoObserver, Observer, Outcome, PhaseReport,
+    PromptScore, StopReason,
 };
 pub use model::{plurality, Member, Model};
 pub use strategy::{

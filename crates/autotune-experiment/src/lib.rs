@@ -19,7 +19,7 @@ pub use compare::{
 pub use eval::{Evaluation, HeldOut};
 pub use fit::{fit_linear, LinearFit};
 pub use metrics::{EndRecord, EvalRecord, MetricRecord, PhaseRecord, RunKey};
-pub use run::{run_one, Checkpoint, RunResult, RunSpec, RunSummary};
+pub use run::{run_one, run_one_full, Checkpoint, RunArtifacts, RunResult, RunSpec, RunSummary};
 pub use rundir::{
     pretty_json, LedgerFile, Provenance, ResolvedStrategy, ResolvedTask, RunConfig, RunDirWriter,
     RunLedger, COMPARISON_JSON, COMPARISON_MD, CONFIG_FILE, LEDGER_FILE, METRICS_FILE, REPORT_HTML,

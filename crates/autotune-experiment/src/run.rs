@@ -133,6 +133,22 @@ pub fn run_one(
     spec: &RunSpec,
     on_record: impl FnMut(&MetricRecord),
 ) -> Result<RunResult, ExperimentError> {
+    run_one_full(spec, on_record).map(|(r, _)| r)
+}
+
+/// What a run leaves besides its measurements: the task instance, the output model and every
+/// demonstration bought (for exports).
+pub struct RunArtifacts {
+    pub task: Box<dyn Task>,
+    pub model: Model,
+    pub demos: Vec<autotune_core::Demo>,
+}
+
+/// [`run_one`], keeping the run's artifacts.
+pub fn run_one_full(
+    spec: &RunSpec,
+    on_record: impl FnMut(&MetricRecord),
+) -> Result<(RunResult, RunArtifacts), ExperimentError> {
     if !(spec.eps > 0.0 && spec.eps < 1.0) {
         return Err(ExperimentError::Invalid(format!(
             "eps must be in (0, 1), got {}",
@@ -198,5 +214,13 @@ pub fn run_one(
         summary: result.summary.clone(),
         heldout_prompts: n_test,
     }));
-    Ok(result)
+
+    Ok((
+        result,
+        RunArtifacts {
+            task,
+            model: outcome.model,
+            demos: outcome.demos,
+        },
+    ))
 }

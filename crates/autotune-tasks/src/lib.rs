@@ -4,6 +4,7 @@
 //! To add a task: implement [`Task`](autotune_core::Task) (prompt source, teacher, verifier,
 //! student), declare its [`ParamSpec`]s and add a [`TaskInfo`] to [`TASKS`].
 
+pub mod file;
 pub mod halfspace;
 pub mod skills;
 mod source;
@@ -37,6 +38,12 @@ pub const TASKS: &[TaskInfo] = &[
         summary: "each prompt needs one of n latent skills with heavy-tailed frequencies; a skill's CoT procedure is learned from its demonstrations",
         params: skills::PARAMS,
         build: skills::build,
+    },
+    TaskInfo {
+        name: "file",
+        summary: "your own prompts and answers from a JSONL file (plain, reasoning-gym, TRL or verl records), real verifiers, a file-backed teacher, a memorising student; `--tasks FILE`",
+        params: file::PARAMS,
+        build: file::build,
     },
 ];
 

@@ -24,7 +24,7 @@ use thiserror::Error;
 
 pub use code::{CodeVerifier, SandboxLimits};
 pub use math::MathVerifier;
-pub use simple::{ChoiceVerifier, ExactVerifier, NumericVerifier};
+pub use simple::{last_number, parse_number, ChoiceVerifier, ExactVerifier, NumericVerifier, Whitespace};
 
 /// One thing to check.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,431 @@
+//! A task made of text records: prompts from a file, answers checked by real verifiers,
+//! demonstrations from a file-backed teacher, and a memorising student.
+//!
+//! Text is tokenised one Unicode scalar value per token, so traces decode back to the exact
+//! text. The prompt distribution D is uniform over the file's records: the train and test
+//! streams draw from it independently, with replacement (`split=pool`), or the test stream
+//! draws from the last `test_frac` of the records and the train stream from the rest
+//! (`split=holdout`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use autotune_core::{
+    stream_rng, CoreError, Demo, FitStats, Policy, Prompt, PromptSource, PromptText, Result, Rng,
+    Student, Task, Teacher, Token, Trace, Verifier,
+};
+use autotune_verify::{build_verifier, AnswerVerifier, Item};
+use rand::Rng as _;
+use serde_json::Value;
+
+use crate::records::{final_answer, read_tasks, Format, TaskRecord};
+use crate::DataError;
+
+/// Text as tokens: one Unicode scalar value each.
+pub fn encode(s: &str) -> Vec<Token> {
+    s.chars().map(|c| c as Token).collect()
+}
+
+/// Tokens back to text (invalid scalar values become U+FFFD).
+pub fn decode(t: &[Token]) -> String {
+    t.iter()
+        .map(|&c| char::from_u32(c).unwrap_or('\u{fffd}'))
+        .collect()
+}
+
+/// A demonstration as a trace: the chain of thought, a newline, then the answer (the tail
+/// the verifier reads).
+fn trace_of(cot: &str, answer: &str) -> Trace {
+    let mut steps = encode(cot);
+    if !cot.is_empty() {
+        steps.push('\n' as Token);
+    }
+    let a = encode(answer);
+    let n = a.len();
+    steps.extend(a);
+    Trace::new(steps, n)
+}
+
+/// How a [`TextTask`] is built.
+#[derive(Clone, Debug)]
+pub struct TextTaskConfig {
+    pub path: PathBuf,
+    pub format: Format,
+    /// Verifier for records that do not name one.
+    pub verifier: String,
+    /// `key=value` options for the verifiers.
+    pub verifier_options: Vec<(String, String)>,
+    /// JSONL of demonstrations `{"id", "cot", "answer"?}`; `None`: the records' own `cot`,
+    /// else the gold answer alone.
+    pub teacher: Option<PathBuf>,
+    pub skip_bad: bool,
+    /// `None`: train and test both draw from the whole pool. `Some(f)`: the last fraction
+    /// `f` of the records is the test pool.
+    pub holdout: Option<f64>,
+}
+
+/// Demonstrations from a JSONL file keyed by prompt id, served only when asked.
+pub struct FileTeacher {
+    records: Arc<Vec<TaskRecord>>,
+    demos: Option<HashMap<String, (String, String)>>,
+    source: String,
+    served: AtomicU64,
+}
+
+impl FileTeacher {
+    /// Reads `path` (`{"id", "cot", "answer"?}` per line; the answer defaults to the final
+    /// answer of the CoT); `None` serves the records' own CoTs.
+    pub fn new(
+        records: Arc<Vec<TaskRecord>>,
+        path: Option<&Path>,
+    ) -> std::result::Result<Self, DataError> {
+        let Some(path) = path else {
+            return Ok(Self {
+                records,
+                demos: None,
+                source: "the task records".into(),
+                served: AtomicU64::new(0),
+            });
+        };
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::Io {
+            path: file.clone(),
+            source: e,
+        })?;
+        let mut demos = HashMap::new();
+        for (i, l) in text.lines().enumerate() {
+            if l.trim().is_empty() {
+                continue;
+            }
+            let bad = |message: String| DataError::BadRecord {
+                file: file.clone(),
+                line: i + 1,
+                message,
+            };
+            let v: Value = serde_json::from_str(l).map_err(|e| bad(format!("not JSON ({e})")))?;
+            let id = match v.get("id") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => return Err(bad("expected `id` (a string or a number)".into())),
+            };
+            let cot = v
+                .get("cot")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad("expected `cot` (a string)".into()))?
+                .to_string();
+            let answer = match v.get("answer") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Number(n)) => n.to_string(),
+                Some(_) => return Err(bad("`answer` must be a string or a number".into())),
+                None => final_answer(&cot)
+                    .ok_or_else(|| bad("no `answer`, and no final answer in `cot`".into()))?,
+            };
+            if demos.insert(id.clone(), (cot, answer)).is_some() {
+                return Err(bad(format!("duplicate id `{id}`")));
+            }
+        }
+        Ok(Self {
+            records,
+            demos: Some(demos),
+            source: file,
+            served: AtomicU64::new(0),
+        })
+    }
+
+    /// Demonstrations served so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+impl Teacher for FileTeacher {
+    fn demonstrate_batch(&self, prompts: &[Prompt]) -> Result<Vec<Trace>> {
+        let out = prompts
+            .iter()
+            .map(|p| {
+                let r = self.records.get(p.id as usize).ok_or_else(|| {
+                    CoreError::Teacher(format!("no task record for prompt {}", p.id))
+                })?;
+                match &self.demos {
+                    Some(d) => d.get(&r.id).map(|(c, a)| trace_of(c, a)).ok_or_else(|| {
+                        CoreError::Teacher(format!(
+                            "{} has no demonstration for prompt id `{}`",
+                            self.source, r.id
+                        ))
+                    }),
+                    None => Ok(trace_of(r.cot.as_deref().unwrap_or(""), &r.answer)),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.served.fetch_add(out.len() as u64, Ordering::Relaxed);
+        Ok(out)
+    }
+}
+
+/// Verdicts with each record's own verifier (or the task's default).
+struct RecordVerifier {
+    records: Arc<Vec<TaskRecord>>,
+    default: String,
+    verifiers: HashMap<String, Box<dyn AnswerVerifier>>,
+}
+
+impl Verifier for RecordVerifier {
+    fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool> {
+        let mut out = vec![false; prompts.len()];
+        let mut groups: HashMap<&str, (Vec<usize>, Vec<Item>)> = HashMap::new();
+        for (i, (p, a)) in prompts.iter().zip(answers).enumerate() {
+            let Some(r) = self.records.get(p.id as usize) else {
+                continue;
+            };
+            let name = r.verifier.as_deref().unwrap_or(&self.default);
+            let g = groups.entry(name).or_default();
+            g.0.push(i);
+            g.1.push(Item {
+                gold: r.answer.clone(),
+                prediction: decode(a),
+                tests: r.tests.clone(),
+            });
+        }
+        for (name, (idx, items)) in groups {
+            if let Some(v) = self.verifiers.get(name) {
+                for (i, verdict) in idx.into_iter().zip(v.verify_batch(&items)) {
+                    out[i] = verdict.correct;
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A student that memorises: it answers a prompt it was taught with the demonstration it saw,
+/// and any other prompt with the most frequent answer so far (the best constant). An exact
+/// ERM for the class of lookup tables; a real generalising student is the neural one.
+#[derive(Clone, Default)]
+pub struct MemoStudent {
+    table: HashMap<Vec<Token>, Trace>,
+    answer_counts: HashMap<Vec<Token>, u64>,
+    fallback: Option<Trace>,
+}
+
+impl Policy for MemoStudent {
+    fn generate_batch(&self, prompts: &[Prompt]) -> Vec<Trace> {
+        prompts
+            .iter()
+            .map(|p| {
+                self.table
+                    .get(&p.tokens)
+                    .or(self.fallback.as_ref())
+                    .cloned()
+                    .unwrap_or_else(|| Trace::new(Vec::new(), 0))
+            })
+            .collect()
+    }
+}
+
+impl Student for MemoStudent {
+    fn fit(&mut self, new_demos: &[Demo]) -> Result<FitStats> {
+        for d in new_demos {
+            let ans = d.trace.answer().to_vec();
+            *self.answer_counts.entry(ans).or_default() += 1;
+            self.table.insert(d.prompt.tokens.clone(), d.trace.clone());
+        }
+        if let Some((best, _)) = self
+            .answer_counts
+            .iter()
+            .max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0)))
+        {
+            let n = best.len();
+            self.fallback = Some(Trace::new(best.clone(), n));
+        }
+        Ok(FitStats {
+            steps: 1,
+            examples: new_demos.len() as u64,
+            consistent: true,
+        })
+    }
+}
+
+/// Draws record indices uniformly from `range`, with replacement.
+struct PoolSource {
+    records: Arc<Vec<TaskRecord>>,
+    range: std::ops::Range<usize>,
+    rng: Rng,
+}
+
+impl PromptSource for PoolSource {
+    fn draw(&mut self, n: usize) -> Result<Vec<Prompt>> {
+        Ok((0..n)
+            .map(|_| {
+                let i = self.rng.gen_range(self.range.clone());
+                Prompt {
+                    id: i as u64,
+                    tokens: encode(&self.records[i].prompt),
+                }
+            })
+            .collect())
+    }
+}
+
+/// A task read from a JSONL file (see [`crate::read_tasks`] for the formats).
+pub struct TextTask {
+    name: String,
+    records: Arc<Vec<TaskRecord>>,
+    teacher: FileTeacher,
+    verifier: RecordVerifier,
+    train: std::ops::Range<usize>,
+    test: std::ops::Range<usize>,
+    /// Bad records skipped while reading (`file:line: message`).
+    pub skipped: Vec<String>,
+}
+
+impl TextTask {
+    pub fn open(cfg: &TextTaskConfig) -> std::result::Result<Self, DataError> {
+        let imported = read_tasks(&cfg.path, cfg.format, cfg.skip_bad)?;
+        let records = Arc::new(imported.records);
+        let mut verifiers = HashMap::new();
+        let mut names: Vec<&str> = records
+            .iter()
+            .filter_map(|r| r.verifier.as_deref())
+            .collect();
+        names.push(&cfg.verifier);
+        for name in names {
+            if !verifiers.contains_key(name) {
+                let v = build_verifier(name, &cfg.verifier_options).map_err(|e| {
+                    let at = records
+                        .iter()
+                        .find(|r| r.verifier.as_deref() == Some(name))
+                        .map_or(String::new(), |r| {
+                            format!("{}:{}: ", cfg.path.display(), r.line)
+                        });
+                    DataError::Invalid(format!("{at}{e}"))
+                })?;
+                verifiers.insert(name.to_string(), v);
+            }
+        }
+        let n = records.len();
+        let (train, test) = match cfg.holdout {
+            None => (0..n, 0..n),
+            Some(f) if f > 0.0 && f < 1.0 => {
+                let k = ((n as f64) * (1.0 - f)).round() as usize;
+                if k == 0 || k == n {
+                    return Err(DataError::Invalid(format!(
+                        "{}: {n} records cannot be split with test_frac {f}",
+                        cfg.path.display()
+                    )));
+                }
+                (0..k, k..n)
+            }
+            Some(f) => {
+                return Err(DataError::Invalid(format!(
+                    "test_frac must be in (0, 1), got {f}"
+                )))
+            }
+        };
+        Ok(Self {
+            name: format!("file:{}", cfg.path.display()),
+            teacher: FileTeacher::new(records.clone(), cfg.teacher.as_deref())?,
+            verifier: RecordVerifier {
+                records: records.clone(),
+                default: cfg.verifier.clone(),
+                verifiers,
+            },
+            records,
+            train,
+            test,
+            skipped: imported.skipped,
+        })
+    }
+
+    pub fn records(&self) -> &[TaskRecord] {
+        &self.records
+    }
+
+    /// The file teacher (for its count of served demonstrations).
+    pub fn file_teacher(&self) -> &FileTeacher {
+        &self.teacher
+    }
+}
+
+impl Task for TextTask {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The number of distinct prompts the student may have to learn.
+    fn dimension(&self) -> usize {
+        self.train.len()
+    }
+
+    fn prompts(&self, split: &str, seed: u64) -> Result<Box<dyn PromptSource>> {
+        let range = match split {
+            "train" => self.train.clone(),
+            "test" => self.test.clone(),
+            other => return Err(CoreError::Invalid(format!("unknown split `{other}`"))),
+        };
+        Ok(Box::new(PoolSource {
+            records: self.records.clone(),
+            range,
+            rng: stream_rng(seed, &format!("text-{split}")),
+        }))
+    }
+
+    fn teacher(&self) -> &dyn Teacher {
+        &self.teacher
+    }
+
+    fn verifier(&self) -> &dyn Verifier {
+        &self.verifier
+    }
+
+    fn new_student(&self, _seed: u64) -> Box<dyn Student> {
+        Box::new(MemoStudent::default())
+    }
+
+    fn render(&self, tokens: &[Token]) -> String {
+        decode(tokens)
+    }
+
+    /// The teacher's text: its CoT alone when the CoT already states the final answer
+    /// (traces carry the answer again as their tail for the verifier).
+    fn render_trace(&self, trace: &Trace) -> String {
+        let text = decode(&trace.steps);
+        let answer = decode(trace.answer());
+        if let Some((cot, tail)) = text.rsplit_once('\n') {
+            if tail == answer && final_answer(cot).as_deref() == Some(answer.as_str()) {
+                return cot.to_string();
+            }
+        }
+        text
+    }
+
+    fn describe(&self, prompt: &Prompt) -> PromptText {
+        match self.records.get(prompt.id as usize) {
+            Some(r) => PromptText {
+                id: r.id.clone(),
+                text: r.prompt.clone(),
+                messages: r.messages.clone(),
+                gold: Some(r.answer.clone()),
+            },
+            None => PromptText {
+                id: prompt.id.to_string(),
+                text: decode(&prompt.tokens),
+                messages: None,
+                gold: None,
+            },
+        }
+    }
+
+    fn pool(&self) -> Option<Vec<Prompt>> {
+        Some(
+            self.train
+                .clone()
+                .map(|i| Prompt {
+                    id: i as u64,
+                    tokens: encode(&self.records[i].prompt),
+                })
+                .collect(),
+        )
+    }
+}
