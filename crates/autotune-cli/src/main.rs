@@ -475,7 +475,11 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             .iter()
             .map(|d| {
                 let p = art.task.describe(&d.prompt);
-                (p.text, p.messages, art.task.render_trace(&d.trace))
+                autotune_data::SftExample {
+                    prompt: p.text,
+                    messages: p.messages,
+                    completion: art.task.render_trace(&d.trace),
+                }
             })
             .collect();
         std::fs::write(path, autotune_data::export_sft(&examples, sft_style))

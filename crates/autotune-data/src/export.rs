@@ -53,14 +53,20 @@ pub fn sft_line(
     v.to_string()
 }
 
-/// SFT JSONL from `(prompt, prompt messages, completion)` triples.
-pub fn export_sft(
-    examples: &[(String, Option<Vec<(String, String)>>, String)],
-    style: SftStyle,
-) -> String {
+/// One teacher demonstration as a trainer sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SftExample {
+    pub prompt: String,
+    /// The prompt's chat messages, when it came as a conversation.
+    pub messages: Option<Vec<(String, String)>>,
+    pub completion: String,
+}
+
+/// SFT JSONL, one line per example.
+pub fn export_sft(examples: &[SftExample], style: SftStyle) -> String {
     let mut out = String::new();
-    for (p, m, c) in examples {
-        out += &sft_line(p, m.as_deref(), c, style);
+    for e in examples {
+        out += &sft_line(&e.prompt, e.messages.as_deref(), &e.completion, style);
         out.push('\n');
     }
     out
@@ -121,12 +127,13 @@ mod tests {
     /// Exported records are read back by our own importer as the same task.
     #[test]
     fn exports_round_trip_through_the_importer() {
+        let ex = |p: &str, c: &str| SftExample {
+            prompt: p.into(),
+            messages: None,
+            completion: c.into(),
+        };
         let sft = export_sft(
-            &[(
-                "What is 2+3?".into(),
-                None,
-                "2+3 = 5. The answer is \\boxed{5}.".into(),
-            )],
+            &[ex("What is 2+3?", "2+3 = 5. The answer is \\boxed{5}.")],
             SftStyle::Messages,
         );
         let r = parse_record(serde_json::from_str(sft.trim()).unwrap(), 1, Format::Auto).unwrap();
@@ -134,10 +141,7 @@ mod tests {
             (r.format, r.prompt.as_str(), r.answer.as_str()),
             (Format::TrlMessages, "What is 2+3?", "5")
         );
-        let pc = export_sft(
-            &[("q".into(), None, "so 7".into())],
-            SftStyle::PromptCompletion,
-        );
+        let pc = export_sft(&[ex("q", "so 7")], SftStyle::PromptCompletion);
         let r = parse_record(serde_json::from_str(pc.trim()).unwrap(), 1, Format::Auto).unwrap();
         assert_eq!((r.format, r.answer.as_str()), (Format::TrlCompletion, "7"));
         let rl = export_rl_prompts(

@@ -6,7 +6,7 @@ mod export;
 mod records;
 mod text_task;
 
-pub use export::{export_rl_prompts, export_sft, RlPrompt, SftStyle};
+pub use export::{export_rl_prompts, export_sft, RlPrompt, SftExample, SftStyle};
 pub use records::{
     final_answer, last_boxed, parse_record, read_tasks, read_verify_items, Format, Imported,
     TaskRecord, MAX_LINE_BYTES,
