@@ -1,0 +1,138 @@
+//! The text task's parts: the file-backed teacher serves only what it is asked for, records'
+//! own verifiers decide, and the memorising student answers what it was taught.
+
+use std::path::PathBuf;
+
+use autotune_core::{Demo, Task};
+use autotune_data::{decode, encode, Format, TextTask, TextTaskConfig};
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn config(path: PathBuf, teacher: Option<PathBuf>) -> TextTaskConfig {
+    TextTaskConfig {
+        path,
+        format: Format::Auto,
+        verifier: "numeric".into(),
+        verifier_options: Vec::new(),
+        teacher,
+        skip_bad: false,
+        holdout: None,
+    }
+}
+
+const TASKS: &str = r#"{"id": "p1", "prompt": "2+2?", "answer": 4}
+{"id": "p2", "prompt": "Capital of Peru?", "answer": "Lima", "verifier": "exact"}
+{"id": "p3", "prompt": "Pick: (A) 1 (B) 2", "answer": "B", "meta": {"verifier": "choice"}}
+"#;
+
+#[test]
+fn file_teacher_serves_demonstrations_by_id_and_counts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = write(&dir, "t.jsonl", TASKS);
+    let teacher = write(
+        &dir,
+        "teacher.jsonl",
+        "{\"id\": \"p1\", \"cot\": \"2+2 is 4. The answer is 4.\"}\n{\"id\": \"p2\", \"cot\": \"Peru's capital.\", \"answer\": \"Lima\"}\n",
+    );
+    let t = TextTask::open(&config(tasks, Some(teacher))).unwrap();
+    assert_eq!(
+        t.file_teacher().served(),
+        0,
+        "nothing is consumed before it is asked for"
+    );
+    let pool = t.pool().unwrap();
+    let traces = t.teacher().demonstrate_batch(&pool[..2]).unwrap();
+    assert_eq!(t.file_teacher().served(), 2);
+    assert_eq!(decode(traces[0].answer()), "4");
+    assert_eq!(decode(traces[1].answer()), "Lima");
+    // The records' own verifiers judge the teacher's answers.
+    let answers: Vec<&[u32]> = traces.iter().map(|t| t.answer()).collect();
+    assert_eq!(
+        t.verifier().verify_batch(&pool[..2], &answers),
+        vec![true, true]
+    );
+    // p3 has no demonstration in the teacher file: a clear error, nothing served.
+    let e = t
+        .teacher()
+        .demonstrate_batch(&pool[2..])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("has no demonstration for prompt id `p3`"), "{e}");
+    assert_eq!(t.file_teacher().served(), 2);
+}
+
+#[test]
+fn per_record_verifiers_decide() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TextTask::open(&config(write(&dir, "t.jsonl", TASKS), None)).unwrap();
+    let pool = t.pool().unwrap();
+    let ans = [
+        encode("so 4.0"),
+        encode("lima"),
+        encode("The answer is (B)"),
+    ];
+    let refs: Vec<&[u32]> = ans.iter().map(Vec::as_slice).collect();
+    // numeric: 4.0 == 4; exact is case-sensitive by default; choice extracts (B).
+    assert_eq!(
+        t.verifier().verify_batch(&pool, &refs),
+        vec![true, false, true]
+    );
+}
+
+#[test]
+fn the_memorising_student_answers_what_it_was_taught() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TextTask::open(&config(write(&dir, "t.jsonl", TASKS), None)).unwrap();
+    let pool = t.pool().unwrap();
+    let mut s = t.new_student(0);
+    let traces = t.teacher().demonstrate_batch(&pool[..1]).unwrap();
+    s.fit(&[Demo {
+        prompt: pool[0].clone(),
+        trace: traces[0].clone(),
+    }])
+    .unwrap();
+    let out = s.generate_batch(&pool);
+    let refs: Vec<&[u32]> = out.iter().map(|t| t.answer()).collect();
+    // Taught p1; the others get the most frequent answer ("4"), which is wrong for them.
+    assert_eq!(
+        t.verifier().verify_batch(&pool, &refs),
+        vec![true, false, false]
+    );
+}
+
+#[test]
+fn bad_teacher_files_and_verifiers_name_the_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = write(&dir, "t.jsonl", TASKS);
+    let teacher = write(&dir, "teacher.jsonl", "{\"id\": \"p1\"}\n");
+    let e = TextTask::open(&config(tasks.clone(), Some(teacher)))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.ends_with("teacher.jsonl:1: expected `cot` (a string)"),
+        "{e}"
+    );
+    let odd = write(
+        &dir,
+        "odd.jsonl",
+        "{\"prompt\": \"q\", \"answer\": 1, \"verifier\": \"regex\"}\n",
+    );
+    let e = TextTask::open(&config(odd, None))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("odd.jsonl:1: unknown verifier `regex`"), "{e}");
+    let mut c = config(tasks, None);
+    c.holdout = Some(0.5);
+    let t = TextTask::open(&c).unwrap();
+    assert_eq!(
+        t.pool().unwrap().len(),
+        2,
+        "the test part is not in the training pool"
+    );
+}
