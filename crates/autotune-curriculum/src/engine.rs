@@ -396,7 +396,10 @@ impl<'a> Engine<'a> {
                     .into_iter()
                     .map(|p| Score {
                         rank: Some(p),
-                        vote_ok: None,
+                        // These masks give no weight to prompts the model always fails, so a
+                        // run of rejections certifies nothing unless every sample of every
+                        // rejected candidate was right.
+                        vote_ok: Some(p == k * model.len()),
                         accept: match self.cfg.mask {
                             Mask::ZeroVariance { .. } => zero_variance_weight(p, k),
                             _ => learnability_weight(p as f64 / k as f64),
