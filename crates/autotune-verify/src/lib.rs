@@ -24,7 +24,9 @@ use thiserror::Error;
 
 pub use code::{CodeVerifier, SandboxLimits};
 pub use math::MathVerifier;
-pub use simple::{last_number, parse_number, ChoiceVerifier, ExactVerifier, NumericVerifier, Whitespace};
+pub use simple::{
+    last_number, parse_number, ChoiceVerifier, ExactVerifier, NumericVerifier, Whitespace,
+};
 
 /// One thing to check.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
