@@ -2,6 +2,7 @@
 //! run, print and write files.
 
 mod progress;
+mod serve_model;
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +48,9 @@ enum Cmd {
     Report(ReportArgs),
     /// Checks {"gold", "prediction", "tests"?} records with a verifier: one verdict per line.
     Verify(VerifyArgs),
+    /// Serves a trained student (a checkpoint from `run --save-model`) through an
+    /// OpenAI-compatible chat-completions API.
+    ServeModel(ServeModelArgs),
 }
 
 #[derive(Args, Clone)]
@@ -89,6 +93,21 @@ struct Common {
     /// Skip (and count) bad records of --tasks instead of stopping at the first.
     #[arg(long)]
     skip_bad: bool,
+    /// An OpenAI-compatible server as the teacher of --tasks, e.g. http://127.0.0.1:8000/v1.
+    #[arg(long, value_name = "URL")]
+    teacher_url: Option<String>,
+    /// The teacher server's model name (with --teacher-url).
+    #[arg(long)]
+    teacher_model: Option<String>,
+    /// SQLite cache of the teacher's completions (default autotune-cache/teacher.sqlite).
+    #[arg(long, value_name = "FILE")]
+    teacher_cache: Option<PathBuf>,
+    /// TOML client configuration of the teacher server (sampling, limits, retries, prices).
+    #[arg(long, value_name = "FILE")]
+    teacher_config: Option<PathBuf>,
+    /// A saved student (`run --save-model`) as the teacher of --tasks, in process.
+    #[arg(long, value_name = "FILE")]
+    teacher_checkpoint: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -116,6 +135,10 @@ struct RunArgs {
     /// model as verl-style RL records (JSONL; file tasks).
     #[arg(long, value_name = "FILE")]
     export_rl: Option<PathBuf>,
+    /// Save the trained student as a checkpoint (for `autotune serve-model`; single-model
+    /// strategies).
+    #[arg(long, value_name = "FILE")]
+    save_model: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -170,6 +193,20 @@ struct ReportArgs {
 }
 
 #[derive(Args)]
+struct ServeModelArgs {
+    /// A checkpoint written by `autotune run --save-model FILE`.
+    checkpoint: PathBuf,
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Address to bind (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// Model name in the API (default: the checkpoint's file stem).
+    #[arg(long)]
+    name: Option<String>,
+}
+
+#[derive(Args)]
 struct VerifyArgs {
     /// exact, numeric, choice, math or code.
     #[arg(long)]
@@ -208,6 +245,14 @@ fn real_main() -> Result<()> {
         Cmd::Demo(a) => cmd_demo(a),
         Cmd::Report(a) => cmd_report(a),
         Cmd::Verify(a) => cmd_verify(a),
+        Cmd::ServeModel(a) => serve_model::serve(
+            &a.checkpoint,
+            a.name,
+            std::net::SocketAddr::new(a.bind, a.port),
+            |addr| {
+                println!("serving {} on http://{addr}/v1", a.checkpoint.display());
+            },
+        ),
     }
 }
 
@@ -304,6 +349,16 @@ fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Params)
     if c.skip_bad {
         params.0.insert("skip_bad".into(), "true".into());
     }
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    set(&mut params, "teacher_url", &c.teacher_url);
+    set(&mut params, "teacher_model", &c.teacher_model);
+    set(&mut params, "teacher_cache", &path(&c.teacher_cache));
+    set(&mut params, "teacher_config", &path(&c.teacher_config));
+    set(
+        &mut params,
+        "teacher_checkpoint",
+        &path(&c.teacher_checkpoint),
+    );
     let name = task.clone().unwrap_or_else(|| "file".into());
     if name == "file" {
         // Open the file once up front: bad records are reported before any run starts.
@@ -490,6 +545,28 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             path.display()
         );
     }
+    if let Some(path) = &a.save_model {
+        let autotune_curriculum::Model::Single(Some(student)) = &art.model else {
+            bail!(
+                "--save-model saves single-model strategies (autotune-cex, uniform, zero-variance, learnability); `{}` built an ensemble or no model",
+                spec.strategy
+            );
+        };
+        let state = student
+            .save()
+            .with_context(|| format!("the students of task `{task}` cannot be saved"))?;
+        let ck = serve_model::Checkpoint {
+            format: serve_model::CHECKPOINT_FORMAT.into(),
+            task: task.clone(),
+            task_params: res.task_params.clone(),
+            seed: spec.seed,
+            strategy: spec.strategy.clone(),
+            student: state,
+        };
+        std::fs::write(path, serde_json::to_string(&ck)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("saved the student to {}", path.display());
+    }
     if let Some(path) = &a.export_rl {
         let pool = art.task.pool().with_context(|| {
             format!(
@@ -553,6 +630,17 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         "ledger: teacher calls {} ({} tokens), verifier calls {}, student generations {} ({} tokens), training steps {}, prompts drawn {}, {:.2} s",
         l.teacher_calls, l.teacher_tokens, l.verifier_calls, l.student_generations, l.student_tokens, l.training_steps, l.prompts_drawn, l.wall_seconds
     );
+    if l.api_requests + l.api_cache_hits > 0 {
+        println!(
+            "model servers: {} requests, {} answered from the cache ({} of them teacher calls: {} new teacher calls paid), {} tokens, ${:.4}",
+            l.api_requests,
+            l.api_cache_hits,
+            l.teacher_cache_hits,
+            l.teacher_calls - l.teacher_cache_hits.min(l.teacher_calls),
+            l.api_tokens,
+            l.api_cost_usd
+        );
+    }
     println!("wrote {}", a.out.display());
     write_report(&a.out);
     Ok(())

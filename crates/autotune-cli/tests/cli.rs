@@ -519,3 +519,210 @@ fn verify_writes_one_verdict_per_record() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// A child `autotune serve-model` on a free loopback port, killed on drop.
+struct Server {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(checkpoint: &std::path::Path) -> Server {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_autotune"))
+            .args([
+                "serve-model",
+                checkpoint.to_str().unwrap(),
+                "--port",
+                "0",
+                "--name",
+                "tutor",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start serve-model");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_else(|| panic!("no address in `{line}`"))
+            .to_string();
+        Server { child, addr }
+    }
+
+    /// POSTs `body` to `path` over plain HTTP/1.1; returns (status, body).
+    fn post(&self, path: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&self.addr).unwrap();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let status = out[9..12].parse().unwrap();
+        let body = out
+            .split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string();
+        (status, body)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_saved_student_is_served_over_the_openai_api() {
+    let base = std::env::temp_dir().join(format!("autotune-cli-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let ck = base.join("tutor.json");
+    let (code, out, err) = autotune(&[
+        "run",
+        "--tasks",
+        &examples("arith.jsonl"),
+        "--strategy",
+        "autotune-cex",
+        "--eps",
+        "0.01",
+        "--out",
+        base.join("run").to_str().unwrap(),
+        "--save-model",
+        ck.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("saved the student"), "{out}");
+    let server = Server::start(&ck);
+    // A prompt of the task file: the served student answers with the demonstration it
+    // learned (the file's CoT for this record).
+    let (status, body) = server.post(
+        "/v1/chat/completions",
+        r#"{"model": "tutor", "messages": [{"role": "user", "content": "What is 43 - 21?"}], "temperature": 0}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(
+        content,
+        "We compute the difference: 43 - 21 = 22. The answer is \\boxed{22}."
+    );
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+    // Errors are OpenAI-shaped, with the right status.
+    let (status, body) = server.post(
+        "/v1/chat/completions",
+        r#"{"model": "other", "messages": [{"role": "user", "content": "x"}]}"#,
+    );
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("model_not_found"));
+    let (status, body) = server.post("/v1/chat/completions", "{not json");
+    assert_eq!(status, 400, "{body}");
+    drop(server);
+    // A checkpoint that is not one: a clear error.
+    std::fs::write(base.join("bad.json"), "{}").unwrap();
+    assert_one_line_error(
+        &[
+            "serve-model",
+            base.join("bad.json").to_str().unwrap(),
+            "--port",
+            "0",
+        ],
+        &["bad.json: not an autotune checkpoint"],
+    );
+    std::fs::remove_dir_all(&base).ok();
+}
+
+/// The teacher over HTTP gives the run it gives in process, and a second run pays nothing.
+#[test]
+fn a_teacher_over_http_matches_in_process_and_the_cache_pays_nothing_twice() {
+    let base = std::env::temp_dir().join(format!("autotune-cli-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let b = |p: &str| base.join(p).to_str().unwrap().to_string();
+    let tasks = examples("arith.jsonl");
+    let (code, _, err) = autotune(&[
+        "run",
+        "--tasks",
+        &tasks,
+        "--strategy",
+        "autotune-cex",
+        "--eps",
+        "0.001",
+        "--run-to-stop",
+        "--out",
+        &b("train"),
+        "--save-model",
+        &b("tutor.json"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let result = |dir: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(base.join(dir).join("result.json")).unwrap())
+            .unwrap()
+    };
+    let run = |dir: &str, teacher: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--tasks",
+            &tasks,
+            "--strategy",
+            "autotune-cex",
+            "--eps",
+            "0.02",
+            "--seed",
+            "4",
+        ];
+        args.extend_from_slice(teacher);
+        let out = b(dir);
+        args.extend_from_slice(&["--out", &out]);
+        let (code, stdout, err) = autotune(&args);
+        assert_eq!(code, 0, "{err}");
+        (result(dir), stdout)
+    };
+    let ck = b("tutor.json");
+    let (local, _) = run("local", &["--teacher-checkpoint", &ck]);
+    let server = Server::start(base.join("tutor.json").as_path());
+    let url = format!("http://{}/v1", server.addr);
+    let cache = b("cache.sqlite");
+    let http = [
+        "--teacher-url",
+        &url,
+        "--teacher-model",
+        "tutor",
+        "--teacher-cache",
+        &cache,
+    ];
+    let (first, _) = run("http1", &http);
+    let (second, stdout) = run("http2", &http);
+    drop(server);
+    for key in ["reached", "demos_to_eps", "final_error", "phases", "stop"] {
+        assert_eq!(local[key], first[key], "{key}: in process vs over HTTP");
+        assert_eq!(first[key], second[key], "{key}: first vs cached run");
+    }
+    let l = |v: &serde_json::Value, k: &str| v["final_ledger"][k].as_u64().unwrap();
+    assert_eq!(l(&local, "teacher_calls"), l(&first, "teacher_calls"));
+    assert_eq!(l(&local, "teacher_tokens"), l(&first, "teacher_tokens"));
+    assert_eq!(l(&local, "api_requests"), 0);
+    // The first HTTP run paid for each distinct prompt once (repeats came from the cache).
+    assert!(l(&first, "api_requests") > 0);
+    assert_eq!(
+        l(&first, "api_requests") + l(&first, "teacher_cache_hits"),
+        l(&first, "teacher_calls")
+    );
+    // The second paid for nothing.
+    assert_eq!(l(&second, "api_requests"), 0);
+    assert_eq!(
+        l(&second, "teacher_cache_hits"),
+        l(&second, "teacher_calls")
+    );
+    assert!(stdout.contains("0 new teacher calls paid"), "{stdout}");
+    std::fs::remove_dir_all(&base).ok();
+}

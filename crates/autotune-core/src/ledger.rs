@@ -27,6 +27,43 @@ pub struct Ledger {
     pub prompts_drawn: u64,
     /// Wall seconds spent by the strategy (held-out evaluation excluded).
     pub wall_seconds: f64,
+    /// Teacher calls answered from a remote teacher's on-disk cache (paid in an earlier run):
+    /// the new, paid teacher calls are `teacher_calls - teacher_cache_hits`.
+    #[serde(default)]
+    pub teacher_cache_hits: u64,
+    /// HTTP requests sent to model servers (teacher, student, reference), retries included.
+    #[serde(default)]
+    pub api_requests: u64,
+    /// Completions answered from the on-disk cache instead of a server.
+    #[serde(default)]
+    pub api_cache_hits: u64,
+    /// Tokens the servers reported (prompt and completion).
+    #[serde(default)]
+    pub api_tokens: u64,
+    /// Money spent on model servers at the configured prices, in US dollars.
+    #[serde(default)]
+    pub api_cost_usd: f64,
+}
+
+/// What a remote model has cost so far (cumulative counters), read by [`Metered`] before and
+/// after each call to charge the difference to the ledger.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApiUsage {
+    pub requests: u64,
+    pub cache_hits: u64,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
+
+impl ApiUsage {
+    fn since(self, before: ApiUsage) -> ApiUsage {
+        ApiUsage {
+            requests: self.requests.saturating_sub(before.requests),
+            cache_hits: self.cache_hits.saturating_sub(before.cache_hits),
+            tokens: self.tokens.saturating_sub(before.tokens),
+            cost_usd: (self.cost_usd - before.cost_usd).max(0.0),
+        }
+    }
 }
 
 impl std::ops::AddAssign<&Ledger> for Ledger {
@@ -40,13 +77,18 @@ impl std::ops::AddAssign<&Ledger> for Ledger {
         self.training_examples += o.training_examples;
         self.prompts_drawn += o.prompts_drawn;
         self.wall_seconds += o.wall_seconds;
+        self.teacher_cache_hits += o.teacher_cache_hits;
+        self.api_requests += o.api_requests;
+        self.api_cache_hits += o.api_cache_hits;
+        self.api_tokens += o.api_tokens;
+        self.api_cost_usd += o.api_cost_usd;
     }
 }
 
 impl Ledger {
     /// Every cost as (field name, value), in declaration order: for bills and tables that list
     /// them all.
-    pub fn fields(&self) -> [(&'static str, f64); 9] {
+    pub fn fields(&self) -> [(&'static str, f64); 14] {
         [
             ("teacher_calls", self.teacher_calls as f64),
             ("teacher_tokens", self.teacher_tokens as f64),
@@ -57,6 +99,11 @@ impl Ledger {
             ("training_examples", self.training_examples as f64),
             ("prompts_drawn", self.prompts_drawn as f64),
             ("wall_seconds", self.wall_seconds),
+            ("teacher_cache_hits", self.teacher_cache_hits as f64),
+            ("api_requests", self.api_requests as f64),
+            ("api_cache_hits", self.api_cache_hits as f64),
+            ("api_tokens", self.api_tokens as f64),
+            ("api_cost_usd", self.api_cost_usd),
         ]
     }
 }
@@ -88,7 +135,14 @@ impl<'a> Metered<'a> {
         if prompts.is_empty() {
             return Ok(Vec::new());
         }
-        let traces = self.task.teacher().demonstrate_batch(&prompts)?;
+        let teacher = self.task.teacher();
+        let before = teacher.api_usage();
+        let traces = teacher.demonstrate_batch(&prompts)?;
+        if let (Some(b), Some(a)) = (before, teacher.api_usage()) {
+            let d = a.since(b);
+            self.ledger.teacher_cache_hits += d.cache_hits;
+            self.charge(d);
+        }
         if traces.len() != prompts.len() {
             return Err(crate::CoreError::Teacher(format!(
                 "teacher returned {} traces for {} prompts",
@@ -105,9 +159,20 @@ impl<'a> Metered<'a> {
             .collect())
     }
 
+    fn charge(&mut self, d: ApiUsage) {
+        self.ledger.api_requests += d.requests;
+        self.ledger.api_cache_hits += d.cache_hits;
+        self.ledger.api_tokens += d.tokens;
+        self.ledger.api_cost_usd += d.cost_usd;
+    }
+
     /// Greedy generations of `policy`.
     pub fn generate(&mut self, policy: &dyn Policy, prompts: &[Prompt]) -> Vec<Trace> {
+        let before = policy.api_usage();
         let traces = policy.generate_batch(prompts);
+        if let (Some(b), Some(a)) = (before, policy.api_usage()) {
+            self.charge(a.since(b));
+        }
         self.count_generations(&traces);
         traces
     }
@@ -120,7 +185,11 @@ impl<'a> Metered<'a> {
         temperature: f64,
         seed: u64,
     ) -> Vec<Trace> {
+        let before = policy.api_usage();
         let traces = policy.sample_batch(prompts, temperature, seed);
+        if let (Some(b), Some(a)) = (before, policy.api_usage()) {
+            self.charge(a.since(b));
+        }
         self.count_generations(&traces);
         traces
     }

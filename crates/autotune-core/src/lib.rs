@@ -18,7 +18,7 @@ mod traits;
 mod types;
 
 pub use error::{CoreError, Result};
-pub use ledger::{Ledger, Metered};
+pub use ledger::{ApiUsage, Ledger, Metered};
 pub use params::{ParamSpec, Params};
 pub use rng::{stream_rng, stream_seed, Rng};
 pub use traits::{FitStats, Policy, PromptSource, PromptText, Student, Task, Teacher, Verifier};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Demo, Prompt, Result, Token, Trace};
+use crate::{ApiUsage, Demo, Prompt, Result, Token, Trace};
 
 /// The outcome verifier `V(x, y) -> {correct, incorrect}`: checks only final answers.
 pub trait Verifier: Send + Sync {
@@ -14,6 +14,12 @@ pub trait Verifier: Send + Sync {
 pub trait Teacher: Send + Sync {
     /// One demonstration per prompt, in order.
     fn demonstrate_batch(&self, prompts: &[Prompt]) -> Result<Vec<Trace>>;
+
+    /// Cumulative cost of a remote teacher (requests, cache hits, tokens, money); `None` for
+    /// in-process teachers.
+    fn api_usage(&self) -> Option<ApiUsage> {
+        None
+    }
 }
 
 /// A CoT generator: the student as a policy (and later the reference policy `pi_ref`).
@@ -27,6 +33,11 @@ pub trait Policy: Send + Sync {
     fn sample_batch(&self, prompts: &[Prompt], temperature: f64, seed: u64) -> Vec<Trace> {
         let _ = (temperature, seed);
         self.generate_batch(prompts)
+    }
+
+    /// Cumulative cost of a remote policy; `None` for in-process ones.
+    fn api_usage(&self) -> Option<ApiUsage> {
+        None
     }
 }
 
@@ -47,6 +58,12 @@ pub trait Student: Policy {
     /// on before, so that a single model can keep learning across phases; an ensemble member
     /// is a fresh student fitted once on its phase's demonstrations.
     fn fit(&mut self, new_demos: &[Demo]) -> Result<FitStats>;
+
+    /// The trained state as text (a checkpoint that [`Task::load_student`] reads back);
+    /// `None` if this student cannot be saved.
+    fn save(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Prompts `x ~ D`: a finite pool or an endless generator.
@@ -101,6 +118,30 @@ pub trait Task: Send + Sync {
     /// `None` for generators.
     fn pool(&self) -> Option<Vec<Prompt>> {
         None
+    }
+
+    /// Text back to tokens, the inverse of [`Task::render`] (for serving a student over
+    /// HTTP). The default reads space-separated token numbers.
+    fn tokenize(&self, text: &str) -> Result<Vec<Token>> {
+        text.split_whitespace()
+            .map(|t| {
+                t.parse::<Token>().map_err(|_| {
+                    crate::CoreError::Input(format!(
+                        "`{t}` is not a token of task {}: expected space-separated token numbers",
+                        self.name()
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// A student from a checkpoint written by [`Student::save`].
+    fn load_student(&self, state: &str) -> Result<Box<dyn Student>> {
+        let _ = state;
+        Err(crate::CoreError::Invalid(format!(
+            "the students of task {} cannot be loaded from a checkpoint",
+            self.name()
+        )))
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod export;
 mod records;
+mod remote;
 mod text_task;
 
 pub use export::{export_rl_prompts, export_sft, RlPrompt, SftExample, SftStyle};
@@ -11,7 +12,10 @@ pub use records::{
     final_answer, last_boxed, parse_record, read_tasks, read_verify_items, Format, Imported,
     TaskRecord, MAX_LINE_BYTES,
 };
-pub use text_task::{decode, encode, FileTeacher, MemoStudent, TextTask, TextTaskConfig};
+pub use remote::{ChatTeacher, GeneratorTeacher, TextGenerator};
+pub use text_task::{
+    decode, encode, FileTeacher, MemoStudent, ModelTeacher, TextTask, TextTaskConfig,
+};
 
 use thiserror::Error;
 

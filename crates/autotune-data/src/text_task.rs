@@ -21,6 +21,7 @@ use rand::Rng as _;
 use serde_json::Value;
 
 use crate::records::{final_answer, read_tasks, Format, TaskRecord};
+use crate::remote::{ChatTeacher, GeneratorTeacher, TextGenerator};
 use crate::DataError;
 
 /// Text as tokens: one Unicode scalar value each.
@@ -37,7 +38,7 @@ pub fn decode(t: &[Token]) -> String {
 
 /// A demonstration as a trace: the chain of thought, a newline, then the answer (the tail
 /// the verifier reads).
-fn trace_of(cot: &str, answer: &str) -> Trace {
+pub(crate) fn trace_of(cot: &str, answer: &str) -> Trace {
     let mut steps = encode(cot);
     if !cot.is_empty() {
         steps.push('\n' as Token);
@@ -49,7 +50,7 @@ fn trace_of(cot: &str, answer: &str) -> Trace {
 }
 
 /// How a [`TextTask`] is built.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct TextTaskConfig {
     pub path: PathBuf,
     pub format: Format,
@@ -60,10 +61,45 @@ pub struct TextTaskConfig {
     /// JSONL of demonstrations `{"id", "cot", "answer"?}`; `None`: the records' own `cot`,
     /// else the gold answer alone.
     pub teacher: Option<PathBuf>,
+    /// A model as the teacher instead: a chat-completions server, or a model in process.
+    pub model_teacher: Option<ModelTeacher>,
     pub skip_bad: bool,
     /// `None`: train and test both draw from the whole pool. `Some(f)`: the last fraction
     /// `f` of the records is the test pool.
     pub holdout: Option<f64>,
+}
+
+/// A model that teaches a text task.
+pub enum ModelTeacher {
+    /// An OpenAI-compatible server (with the client's cache, limits and retries).
+    Chat(autotune_http::ChatConfig),
+    /// A model in process.
+    Generator(Box<dyn TextGenerator>),
+}
+
+impl std::fmt::Debug for ModelTeacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelTeacher::Chat(c) => write!(f, "Chat({} at {})", c.model, c.base_url),
+            ModelTeacher::Generator(_) => f.write_str("Generator"),
+        }
+    }
+}
+
+enum AnyTeacher {
+    File(FileTeacher),
+    Chat(ChatTeacher),
+    Model(GeneratorTeacher),
+}
+
+impl AnyTeacher {
+    fn as_dyn(&self) -> &dyn Teacher {
+        match self {
+            AnyTeacher::File(t) => t,
+            AnyTeacher::Chat(t) => t,
+            AnyTeacher::Model(t) => t,
+        }
+    }
 }
 
 /// Demonstrations from a JSONL file keyed by prompt id, served only when asked.
@@ -224,13 +260,38 @@ impl Policy for MemoStudent {
     }
 }
 
-impl Student for MemoStudent {
-    fn fit(&mut self, new_demos: &[Demo]) -> Result<FitStats> {
-        for d in new_demos {
-            let ans = d.trace.answer().to_vec();
-            *self.answer_counts.entry(ans).or_default() += 1;
-            self.table.insert(d.prompt.tokens.clone(), d.trace.clone());
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MemoState {
+    /// (prompt, trace text, answer length in tokens), in a stable order.
+    table: Vec<(String, String, usize)>,
+    /// How often each answer was taught (for the fallback answer).
+    answers: Vec<(String, u64)>,
+}
+
+impl MemoStudent {
+    /// Reads a state written by [`Student::save`]: the same student, answer for answer.
+    pub fn load(state: &str) -> Result<Self> {
+        let st: MemoState = serde_json::from_str(state)
+            .map_err(|e| CoreError::Input(format!("not a memorising-student checkpoint: {e}")))?;
+        let mut s = MemoStudent::default();
+        for (p, t, n) in st.table {
+            if n > t.chars().count() {
+                return Err(CoreError::Input(format!(
+                    "memorising-student checkpoint: answer length {n} longer than its trace"
+                )));
+            }
+            s.table.insert(encode(&p), Trace::new(encode(&t), n));
         }
+        for (a, c) in st.answers {
+            s.answer_counts.insert(encode(&a), c);
+        }
+        s.update_fallback();
+        Ok(s)
+    }
+
+    /// The most frequent answer taught so far (ties: the smallest), answered to any prompt
+    /// the student was not taught.
+    fn update_fallback(&mut self) {
         if let Some((best, _)) = self
             .answer_counts
             .iter()
@@ -239,6 +300,33 @@ impl Student for MemoStudent {
             let n = best.len();
             self.fallback = Some(Trace::new(best.clone(), n));
         }
+    }
+}
+
+impl Student for MemoStudent {
+    fn save(&self) -> Option<String> {
+        let mut table: Vec<(String, String, usize)> = self
+            .table
+            .iter()
+            .map(|(p, t)| (decode(p), decode(&t.steps), t.answer_len))
+            .collect();
+        table.sort();
+        let mut answers: Vec<(String, u64)> = self
+            .answer_counts
+            .iter()
+            .map(|(a, c)| (decode(a), *c))
+            .collect();
+        answers.sort();
+        serde_json::to_string(&MemoState { table, answers }).ok()
+    }
+
+    fn fit(&mut self, new_demos: &[Demo]) -> Result<FitStats> {
+        for d in new_demos {
+            let ans = d.trace.answer().to_vec();
+            *self.answer_counts.entry(ans).or_default() += 1;
+            self.table.insert(d.prompt.tokens.clone(), d.trace.clone());
+        }
+        self.update_fallback();
         Ok(FitStats {
             steps: 1,
             examples: new_demos.len() as u64,
@@ -272,7 +360,7 @@ impl PromptSource for PoolSource {
 pub struct TextTask {
     name: String,
     records: Arc<Vec<TaskRecord>>,
-    teacher: FileTeacher,
+    teacher: AnyTeacher,
     verifier: RecordVerifier,
     train: std::ops::Range<usize>,
     test: std::ops::Range<usize>,
@@ -281,7 +369,7 @@ pub struct TextTask {
 }
 
 impl TextTask {
-    pub fn open(cfg: &TextTaskConfig) -> std::result::Result<Self, DataError> {
+    pub fn open(cfg: TextTaskConfig) -> std::result::Result<Self, DataError> {
         let imported = read_tasks(&cfg.path, cfg.format, cfg.skip_bad)?;
         let records = Arc::new(imported.records);
         let mut verifiers = HashMap::new();
@@ -325,7 +413,20 @@ impl TextTask {
         };
         Ok(Self {
             name: format!("file:{}", cfg.path.display()),
-            teacher: FileTeacher::new(records.clone(), cfg.teacher.as_deref())?,
+            teacher: match cfg.model_teacher {
+                None => {
+                    AnyTeacher::File(FileTeacher::new(records.clone(), cfg.teacher.as_deref())?)
+                }
+                Some(ModelTeacher::Chat(c)) => AnyTeacher::Chat(ChatTeacher {
+                    records: records.clone(),
+                    client: autotune_http::ChatClient::new(c)
+                        .map_err(|e| DataError::Invalid(format!("teacher server: {e}")))?,
+                }),
+                Some(ModelTeacher::Generator(g)) => AnyTeacher::Model(GeneratorTeacher {
+                    records: records.clone(),
+                    generator: g,
+                }),
+            },
             verifier: RecordVerifier {
                 records: records.clone(),
                 default: cfg.verifier.clone(),
@@ -342,9 +443,12 @@ impl TextTask {
         &self.records
     }
 
-    /// The file teacher (for its count of served demonstrations).
-    pub fn file_teacher(&self) -> &FileTeacher {
-        &self.teacher
+    /// The file teacher (for its count of served demonstrations), if that is the teacher.
+    pub fn file_teacher(&self) -> Option<&FileTeacher> {
+        match &self.teacher {
+            AnyTeacher::File(t) => Some(t),
+            _ => None,
+        }
     }
 }
 
@@ -372,7 +476,7 @@ impl Task for TextTask {
     }
 
     fn teacher(&self) -> &dyn Teacher {
-        &self.teacher
+        self.teacher.as_dyn()
     }
 
     fn verifier(&self) -> &dyn Verifier {
@@ -385,6 +489,14 @@ impl Task for TextTask {
 
     fn render(&self, tokens: &[Token]) -> String {
         decode(tokens)
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<Token>> {
+        Ok(encode(text))
+    }
+
+    fn load_student(&self, state: &str) -> Result<Box<dyn Student>> {
+        Ok(Box::new(MemoStudent::load(state)?))
     }
 
     /// The teacher's text: its CoT alone when the CoT already states the final answer

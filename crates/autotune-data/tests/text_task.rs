@@ -19,6 +19,7 @@ fn config(path: PathBuf, teacher: Option<PathBuf>) -> TextTaskConfig {
         verifier: "numeric".into(),
         verifier_options: Vec::new(),
         teacher,
+        model_teacher: None,
         skip_bad: false,
         holdout: None,
     }
@@ -38,7 +39,7 @@ fn file_teacher_serves_demonstrations_by_id_and_counts_them() {
         "teacher.jsonl",
         "{\"id\": \"p1\", \"cot\": \"2+2 is 4. The answer is 4.\"}\n{\"id\": \"p2\", \"cot\": \"Peru's capital.\", \"answer\": \"Lima\"}\n",
     );
-    let t = TextTask::open(&config(tasks, Some(teacher))).unwrap();
+    let t = TextTask::open(config(tasks, Some(teacher))).unwrap();
     assert_eq!(
         t.file_teacher().served(),
         0,
@@ -68,7 +69,7 @@ fn file_teacher_serves_demonstrations_by_id_and_counts_them() {
 #[test]
 fn per_record_verifiers_decide() {
     let dir = tempfile::tempdir().unwrap();
-    let t = TextTask::open(&config(write(&dir, "t.jsonl", TASKS), None)).unwrap();
+    let t = TextTask::open(config(write(&dir, "t.jsonl", TASKS), None)).unwrap();
     let pool = t.pool().unwrap();
     let ans = [
         encode("so 4.0"),
@@ -86,7 +87,7 @@ fn per_record_verifiers_decide() {
 #[test]
 fn the_memorising_student_answers_what_it_was_taught() {
     let dir = tempfile::tempdir().unwrap();
-    let t = TextTask::open(&config(write(&dir, "t.jsonl", TASKS), None)).unwrap();
+    let t = TextTask::open(config(write(&dir, "t.jsonl", TASKS), None)).unwrap();
     let pool = t.pool().unwrap();
     let mut s = t.new_student(0);
     let traces = t.teacher().demonstrate_batch(&pool[..1]).unwrap();
@@ -109,7 +110,7 @@ fn bad_teacher_files_and_verifiers_name_the_place() {
     let dir = tempfile::tempdir().unwrap();
     let tasks = write(&dir, "t.jsonl", TASKS);
     let teacher = write(&dir, "teacher.jsonl", "{\"id\": \"p1\"}\n");
-    let e = TextTask::open(&config(tasks.clone(), Some(teacher)))
+    let e = TextTask::open(config(tasks.clone(), Some(teacher)))
         .err()
         .unwrap()
         .to_string();
@@ -122,17 +123,44 @@ fn bad_teacher_files_and_verifiers_name_the_place() {
         "odd.jsonl",
         "{\"prompt\": \"q\", \"answer\": 1, \"verifier\": \"regex\"}\n",
     );
-    let e = TextTask::open(&config(odd, None))
-        .err()
-        .unwrap()
-        .to_string();
+    let e = TextTask::open(config(odd, None)).err().unwrap().to_string();
     assert!(e.contains("odd.jsonl:1: unknown verifier `regex`"), "{e}");
     let mut c = config(tasks, None);
     c.holdout = Some(0.5);
-    let t = TextTask::open(&c).unwrap();
+    let t = TextTask::open(c).unwrap();
     assert_eq!(
         t.pool().unwrap().len(),
         2,
         "the test part is not in the training pool"
     );
+}
+
+#[test]
+fn a_saved_student_loads_back_answer_for_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = TextTask::open(config(write(&dir, "t.jsonl", TASKS), None)).unwrap();
+    let pool = t.pool().unwrap();
+    let mut s = t.new_student(0);
+    let traces = t.teacher().demonstrate_batch(&pool).unwrap();
+    // p1 taught twice, so its answer is the most frequent (the fallback).
+    let demos: Vec<Demo> = [0usize, 1, 0]
+        .iter()
+        .map(|&i| Demo {
+            prompt: pool[i].clone(),
+            trace: traces[i].clone(),
+        })
+        .collect();
+    s.fit(&demos).unwrap();
+    let state = s.save().expect("the memorising student saves");
+    let loaded = t.load_student(&state).unwrap();
+    let unseen = autotune_core::Prompt {
+        id: 9,
+        tokens: encode("never seen"),
+    };
+    let mut all = pool.clone();
+    all.push(unseen);
+    assert_eq!(s.generate_batch(&all), loaded.generate_batch(&all));
+    assert_eq!(decode(loaded.generate_batch(&all)[3].answer()), "4");
+    let e = t.load_student("{\"table\": 3}").err().unwrap().to_string();
+    assert!(e.contains("not a memorising-student checkpoint"), "{e}");
 }

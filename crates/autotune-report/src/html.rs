@@ -327,7 +327,7 @@ fn stops_table(h: &mut String, data: &RunData, figs: &Figures) {
 }
 
 /// Column headers of the bill, in the order of `Ledger::fields`.
-const BILL: [&str; 9] = [
+const BILL: [&str; 14] = [
     "teacher calls",
     "teacher tokens",
     "verifier calls",
@@ -337,7 +337,15 @@ const BILL: [&str; 9] = [
     "train examples",
     "prompts drawn",
     "wall s",
+    "teacher cache hits",
+    "API requests",
+    "API cache hits",
+    "API tokens",
+    "API cost $",
 ];
+
+/// Bill columns always shown; the API columns appear when some run used a model server.
+const BILL_ALWAYS: usize = 9;
 
 fn bill_section(h: &mut String, data: &RunData, summaries: &[RunSummary], figs: &Figures) {
     h.push_str("<h2 id=\"bill\">The bill</h2>\n");
@@ -346,15 +354,19 @@ fn bill_section(h: &mut String, data: &RunData, summaries: &[RunSummary], figs: 
         return;
     }
     h.push_str("<p class=\"how\">Every cost the ledger counts, median over seeds, at the first checkpoint that reached eps (at the end of the run for seeds that did not reach it). Below each number: its ratio to the uniform baseline at the same eps (green: cheaper, red: dearer).</p>\n<div class=\"scroll\"><table class=\"bill\">\n<tr><th>strategy</th><th>eps</th><th>reached</th>");
-    for label in BILL {
-        let _ = write!(h, "<th>{label}</th>");
-    }
-    h.push_str("</tr>\n");
     let cost = |r: &RunSummary| -> Ledger {
         r.cost_to_eps
             .clone()
             .unwrap_or_else(|| r.final_ledger.clone())
     };
+    // The API columns only when some run used a model server.
+    let shown: Vec<usize> = (0..BILL.len())
+        .filter(|&i| i < BILL_ALWAYS || summaries.iter().any(|r| cost(r).fields()[i].1 > 0.0))
+        .collect();
+    for &i in &shown {
+        let _ = write!(h, "<th>{}</th>", BILL[i]);
+    }
+    h.push_str("</tr>\n");
     let medians = |s: &str, e: f64| -> Option<(usize, usize, Vec<f64>)> {
         let cell: Vec<&RunSummary> = summaries
             .iter()
@@ -382,7 +394,8 @@ fn bill_section(h: &mut String, data: &RunData, summaries: &[RunSummary], figs: 
                 esc(s),
                 if reached < n { " class=\"bad\"" } else { "" }
             );
-            for (i, v) in vals.iter().enumerate() {
+            for &i in &shown {
+                let v = &vals[i];
                 let ratio = match &uni {
                     Some((_, _, u)) if s != "uniform" && u[i] > 0.0 => {
                         let r = v / u[i];

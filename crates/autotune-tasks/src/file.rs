@@ -5,7 +5,8 @@
 use std::path::PathBuf;
 
 use autotune_core::{CoreError, ParamSpec, Params, Result, Task};
-use autotune_data::{Format, TextTask, TextTaskConfig};
+use autotune_data::{Format, ModelTeacher, TextTask, TextTaskConfig};
+use autotune_http::ChatConfig;
 
 pub const PARAMS: &[ParamSpec] = &[
     ParamSpec {
@@ -32,6 +33,31 @@ pub const PARAMS: &[ParamSpec] = &[
         key: "teacher",
         default: "",
         help: "JSONL of demonstrations {id, cot, answer?}; empty: the records' own cot (or the gold answer)",
+    },
+    ParamSpec {
+        key: "teacher_url",
+        default: "",
+        help: "an OpenAI-compatible server as the teacher, e.g. http://127.0.0.1:8000/v1 (with teacher_model)",
+    },
+    ParamSpec {
+        key: "teacher_model",
+        default: "",
+        help: "the teacher server's model name",
+    },
+    ParamSpec {
+        key: "teacher_cache",
+        default: "",
+        help: "SQLite cache of the teacher's completions (default: autotune-cache/teacher.sqlite)",
+    },
+    ParamSpec {
+        key: "teacher_config",
+        default: "",
+        help: "TOML file with the full client configuration (sampling, limits, retries, prices, cache); overrides the three above",
+    },
+    ParamSpec {
+        key: "teacher_checkpoint",
+        default: "",
+        help: "a saved student (run --save-model) as the teacher, in process",
     },
     ParamSpec {
         key: "skip_bad",
@@ -77,16 +103,63 @@ pub fn open(p: &Params) -> Result<TextTask> {
         .raw("teacher")
         .filter(|t| !t.is_empty())
         .map(PathBuf::from);
+    let set = |k: &str| p.raw(k).filter(|v| !v.is_empty());
+    let model_teacher = match (
+        set("teacher_config"),
+        set("teacher_url"),
+        set("teacher_checkpoint"),
+    ) {
+        (None, None, None) => None,
+        (Some(cfg), None, None) => {
+            let text = std::fs::read_to_string(cfg)
+                .map_err(|e| CoreError::Input(format!("reading {cfg}: {e}")))?;
+            let c: ChatConfig = toml::from_str(&text).map_err(|e| {
+                CoreError::Input(format!("{cfg}: not a teacher client configuration: {e}"))
+            })?;
+            Some(ModelTeacher::Chat(c))
+        }
+        (None, Some(url), None) => {
+            let model = set("teacher_model").ok_or_else(|| {
+                CoreError::Invalid(
+                    "teacher_url needs teacher_model (the server's model name)".into(),
+                )
+            })?;
+            let mut c = ChatConfig::new(url, model);
+            c.temperature = 0.0;
+            let cache =
+                PathBuf::from(set("teacher_cache").unwrap_or("autotune-cache/teacher.sqlite"));
+            if let Some(dir) = cache.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| CoreError::Input(format!("creating {}: {e}", dir.display())))?;
+            }
+            c.cache = Some(cache);
+            Some(ModelTeacher::Chat(c))
+        }
+        (None, None, Some(ck)) => Some(ModelTeacher::Generator(Box::new(
+            crate::checkpoint::CheckpointModel::open(std::path::Path::new(ck))?,
+        ))),
+        _ => {
+            return Err(CoreError::Invalid(
+                "give one teacher: teacher_config, teacher_url or teacher_checkpoint".into(),
+            ))
+        }
+    };
+    if model_teacher.is_some() && teacher.is_some() {
+        return Err(CoreError::Invalid(
+            "give one teacher: a demonstrations file (teacher) or a model".into(),
+        ));
+    }
     let skip_bad: bool = p.get_checked("skip_bad", "true or false", |_: bool| true)?;
     let test_frac: f64 = p.get_checked("test_frac", "a number in [0, 1)", |f: f64| {
         (0.0..1.0).contains(&f)
     })?;
-    let task = TextTask::open(&TextTaskConfig {
+    let task = TextTask::open(TextTaskConfig {
         path: PathBuf::from(path),
         format,
         verifier: p.raw("verifier").unwrap_or("math").to_string(),
         verifier_options,
         teacher,
+        model_teacher,
         skip_bad,
         holdout: (test_frac > 0.0).then_some(test_frac),
     })?;

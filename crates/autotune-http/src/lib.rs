@@ -1,0 +1,35 @@
+//! OpenAI-compatible chat-completions client for AutoTune: teacher, student generator
+//! and reference policy over HTTP.
+//!
+//! * [`ChatConfig`] (serde, so it can come from TOML): base URL, model, sampling
+//!   parameters, API key from an environment variable, concurrency, requests- and
+//!   tokens-per-minute limits, timeout, retries with capped exponential backoff and seeded
+//!   jitter (honouring `Retry-After`), prices, and the cache file.
+//! * [`ChatClient::complete_batch`]: blocking and batch-oriented like the engine's traits;
+//!   up to `concurrency` requests in flight on scoped OS threads; results in request order.
+//! * **The cache.** Every completion is committed to an SQLite file (WAL, `synchronous=FULL`)
+//!   before it is returned, so a re-run or a resumed run never pays for the same call twice.
+//!   The key is the SHA-256 of a canonical JSON of the model name, the messages sent (system
+//!   prompt included), every sampling parameter and the request's `sample_index`. The base
+//!   URL is deliberately **not** in the key: moving a server keeps paid results. The raw
+//!   response JSON is stored next to the parsed fields.
+//! * [`ChatClient::usage`]: requests (retries included), paid completions, cache hits,
+//!   tokens and money, retries and failures, for the ledger.
+//!
+//! Why threads and a blocking client ([`ureq`]) rather than an async runtime: the engine's
+//! roles are synchronous, concurrency per endpoint is tens of requests at most (the cost of
+//! a thread is nothing next to a model call), and a blocking client embeds no runtime, so
+//! it cannot clash with one the caller may run, and builds much lighter.
+
+mod cache;
+mod client;
+mod config;
+mod error;
+mod limit;
+mod types;
+mod wire;
+
+pub use client::{ChatClient, MAX_BODY_BYTES};
+pub use config::{BackoffConfig, ChatConfig, Prices, MAX_CONCURRENCY};
+pub use error::{HttpError, MAX_ERROR_MESSAGE_CHARS};
+pub use types::{ChatRequest, Completion, Message, Role, Usage};
