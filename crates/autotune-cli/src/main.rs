@@ -51,6 +51,8 @@ enum Cmd {
     /// Serves a trained student (a checkpoint from `run --save-model`) through an
     /// OpenAI-compatible chat-completions API.
     ServeModel(ServeModelArgs),
+    /// The curriculum as an HTTP service for external trainers (docs/openapi.yaml).
+    Serve(ServeArgs),
 }
 
 #[derive(Args, Clone)]
@@ -193,6 +195,29 @@ struct ReportArgs {
 }
 
 #[derive(Args)]
+struct ServeArgs {
+    #[arg(long, default_value_t = autotune_service::DEFAULT_PORT)]
+    port: u16,
+    /// Address to bind (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: std::net::IpAddr,
+    /// The SQLite store (created if missing); a restart on the same store loses nothing that
+    /// was acknowledged.
+    #[arg(long, default_value = "autotune-service.sqlite")]
+    store: PathBuf,
+    /// Require `Authorization: Bearer <token>` with the token read from this environment
+    /// variable.
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
+    /// Largest request body accepted, in MiB.
+    #[arg(long, default_value_t = 8)]
+    max_body_mib: usize,
+    /// Default lease of a pool's issued prompts, in seconds.
+    #[arg(long, default_value_t = 600.0)]
+    lease_seconds: f64,
+}
+
+#[derive(Args)]
 struct ServeModelArgs {
     /// A checkpoint written by `autotune run --save-model FILE`.
     checkpoint: PathBuf,
@@ -245,6 +270,18 @@ fn real_main() -> Result<()> {
         Cmd::Demo(a) => cmd_demo(a),
         Cmd::Report(a) => cmd_report(a),
         Cmd::Verify(a) => cmd_verify(a),
+        Cmd::Serve(a) => {
+            let mut c = autotune_service::ServiceConfig::new(&a.store);
+            c.bind = a.bind;
+            c.port = a.port;
+            c.max_body_bytes = a.max_body_mib << 20;
+            c.lease_seconds = a.lease_seconds;
+            if let Some(var) = &a.token_env {
+                c = c.with_token_env(var)?;
+            }
+            autotune_service::serve(c)?;
+            Ok(())
+        }
         Cmd::ServeModel(a) => serve_model::serve(
             &a.checkpoint,
             a.name,
