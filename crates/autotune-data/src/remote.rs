@@ -14,10 +14,14 @@ use crate::text_task::trace_of;
 /// Writes completions for prompts given as text and, where the record had them, chat
 /// messages: a model in process (e.g. a saved student).
 pub trait TextGenerator: Send + Sync {
-    fn complete_batch(
-        &self,
-        prompts: &[(&str, Option<&[(String, String)]>)],
-    ) -> Result<Vec<String>>;
+    fn complete_batch(&self, prompts: &[TextPrompt<'_>]) -> Result<Vec<String>>;
+}
+
+/// A prompt as text, with its chat messages where the record had them.
+#[derive(Clone, Copy, Debug)]
+pub struct TextPrompt<'a> {
+    pub text: &'a str,
+    pub messages: Option<&'a [(String, String)]>,
 }
 
 /// A completion as a demonstration: the whole text is the CoT; its final answer is the tail
@@ -101,9 +105,12 @@ impl Teacher for GeneratorTeacher {
             .iter()
             .map(|p| record(&self.records, p))
             .collect::<Result<Vec<_>>>()?;
-        let inputs: Vec<(&str, Option<&[(String, String)]>)> = recs
+        let inputs: Vec<TextPrompt<'_>> = recs
             .iter()
-            .map(|r| (r.prompt.as_str(), r.messages.as_deref()))
+            .map(|r| TextPrompt {
+                text: r.prompt.as_str(),
+                messages: r.messages.as_deref(),
+            })
             .collect();
         Ok(self
             .generator

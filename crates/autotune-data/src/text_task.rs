@@ -72,7 +72,7 @@ pub struct TextTaskConfig {
 /// A model that teaches a text task.
 pub enum ModelTeacher {
     /// An OpenAI-compatible server (with the client's cache, limits and retries).
-    Chat(autotune_http::ChatConfig),
+    Chat(Box<autotune_http::ChatConfig>),
     /// A model in process.
     Generator(Box<dyn TextGenerator>),
 }
@@ -88,7 +88,7 @@ impl std::fmt::Debug for ModelTeacher {
 
 enum AnyTeacher {
     File(FileTeacher),
-    Chat(ChatTeacher),
+    Chat(Box<ChatTeacher>),
     Model(GeneratorTeacher),
 }
 
@@ -96,7 +96,7 @@ impl AnyTeacher {
     fn as_dyn(&self) -> &dyn Teacher {
         match self {
             AnyTeacher::File(t) => t,
-            AnyTeacher::Chat(t) => t,
+            AnyTeacher::Chat(t) => t.as_ref(),
             AnyTeacher::Model(t) => t,
         }
     }
@@ -417,11 +417,11 @@ impl TextTask {
                 None => {
                     AnyTeacher::File(FileTeacher::new(records.clone(), cfg.teacher.as_deref())?)
                 }
-                Some(ModelTeacher::Chat(c)) => AnyTeacher::Chat(ChatTeacher {
+                Some(ModelTeacher::Chat(c)) => AnyTeacher::Chat(Box::new(ChatTeacher {
                     records: records.clone(),
-                    client: autotune_http::ChatClient::new(c)
+                    client: autotune_http::ChatClient::new(*c)
                         .map_err(|e| DataError::Invalid(format!("teacher server: {e}")))?,
-                }),
+                })),
                 Some(ModelTeacher::Generator(g)) => AnyTeacher::Model(GeneratorTeacher {
                     records: records.clone(),
                     generator: g,

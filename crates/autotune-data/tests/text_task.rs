@@ -41,13 +41,13 @@ fn file_teacher_serves_demonstrations_by_id_and_counts_them() {
     );
     let t = TextTask::open(config(tasks, Some(teacher))).unwrap();
     assert_eq!(
-        t.file_teacher().served(),
+        t.file_teacher().unwrap().served(),
         0,
         "nothing is consumed before it is asked for"
     );
     let pool = t.pool().unwrap();
     let traces = t.teacher().demonstrate_batch(&pool[..2]).unwrap();
-    assert_eq!(t.file_teacher().served(), 2);
+    assert_eq!(t.file_teacher().unwrap().served(), 2);
     assert_eq!(decode(traces[0].answer()), "4");
     assert_eq!(decode(traces[1].answer()), "Lima");
     // The records' own verifiers judge the teacher's answers.
@@ -63,7 +63,7 @@ fn file_teacher_serves_demonstrations_by_id_and_counts_them() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("has no demonstration for prompt id `p3`"), "{e}");
-    assert_eq!(t.file_teacher().served(), 2);
+    assert_eq!(t.file_teacher().unwrap().served(), 2);
 }
 
 #[test]

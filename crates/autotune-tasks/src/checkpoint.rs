@@ -82,11 +82,8 @@ impl CheckpointModel {
 }
 
 impl autotune_data::TextGenerator for CheckpointModel {
-    fn complete_batch(
-        &self,
-        prompts: &[(&str, Option<&[(String, String)]>)],
-    ) -> Result<Vec<String>> {
-        let texts: Vec<&str> = prompts.iter().map(|p| p.0).collect();
+    fn complete_batch(&self, prompts: &[autotune_data::TextPrompt<'_>]) -> Result<Vec<String>> {
+        let texts: Vec<&str> = prompts.iter().map(|p| p.text).collect();
         self.complete(&texts)
     }
 }

@@ -116,7 +116,7 @@ pub fn open(p: &Params) -> Result<TextTask> {
             let c: ChatConfig = toml::from_str(&text).map_err(|e| {
                 CoreError::Input(format!("{cfg}: not a teacher client configuration: {e}"))
             })?;
-            Some(ModelTeacher::Chat(c))
+            Some(ModelTeacher::Chat(Box::new(c)))
         }
         (None, Some(url), None) => {
             let model = set("teacher_model").ok_or_else(|| {
@@ -133,7 +133,7 @@ pub fn open(p: &Params) -> Result<TextTask> {
                     .map_err(|e| CoreError::Input(format!("creating {}: {e}", dir.display())))?;
             }
             c.cache = Some(cache);
-            Some(ModelTeacher::Chat(c))
+            Some(ModelTeacher::Chat(Box::new(c)))
         }
         (None, None, Some(ck)) => Some(ModelTeacher::Generator(Box::new(
             crate::checkpoint::CheckpointModel::open(std::path::Path::new(ck))?,
