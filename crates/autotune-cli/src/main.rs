@@ -110,6 +110,13 @@ struct Common {
     /// A saved student (`run --save-model`) as the teacher of --tasks, in process.
     #[arg(long, value_name = "FILE")]
     teacher_checkpoint: Option<PathBuf>,
+    /// Students of --tasks generate over HTTP through an `autotune serve-model --allow-load`
+    /// server, which gets their weights after every fit.
+    #[arg(long, value_name = "URL")]
+    student_url: Option<String>,
+    /// The student server's model name (with --student-url).
+    #[arg(long)]
+    student_model: Option<String>,
 }
 
 #[derive(Args)]
@@ -229,6 +236,9 @@ struct ServeModelArgs {
     /// Model name in the API (default: the checkpoint's file stem).
     #[arg(long)]
     name: Option<String>,
+    /// Take new weights from trainers (`POST /v1/admin/load`), served as NAME/SLOT@vN.
+    #[arg(long)]
+    allow_load: bool,
 }
 
 #[derive(Args)]
@@ -285,6 +295,7 @@ fn real_main() -> Result<()> {
         Cmd::ServeModel(a) => serve_model::serve(
             &a.checkpoint,
             a.name,
+            a.allow_load,
             std::net::SocketAddr::new(a.bind, a.port),
             |addr| {
                 println!("serving {} on http://{addr}/v1", a.checkpoint.display());
@@ -396,6 +407,8 @@ fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Params)
         "teacher_checkpoint",
         &path(&c.teacher_checkpoint),
     );
+    set(&mut params, "student_url", &c.student_url);
+    set(&mut params, "student_model", &c.student_model);
     let name = task.clone().unwrap_or_else(|| "file".into());
     if name == "file" {
         // Open the file once up front: bad records are reported before any run starts.

@@ -7,6 +7,12 @@
 //! at temperature 0 (or when absent); at temperature > 0 the student samples, with the
 //! request's `seed` (default 0) and the choice index fixing the randomness. `n` > 1 returns n
 //! choices.
+//!
+//! With `--allow-load`, a trainer can push new weights: `POST /v1/admin/load` with
+//! `{"slot", "version", "student"}` (the student's saved state) installs a student that is
+//! then served as model `NAME/SLOT@vVERSION`, as a trainer syncs its weights to its rollout
+//! engine. A request for another version of a slot is refused (409), so a generation never
+//! comes from stale weights.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -27,6 +33,16 @@ struct Model {
     name: String,
     task: Box<dyn Task>,
     student: Box<dyn Student>,
+    allow_load: bool,
+    /// Students pushed by trainers: slot -> (version, student).
+    slots: std::sync::RwLock<std::collections::HashMap<String, (u64, Arc<dyn Student>)>>,
+}
+
+#[derive(Deserialize)]
+struct LoadRequest {
+    slot: String,
+    version: u64,
+    student: String,
 }
 
 #[derive(Deserialize)]
@@ -68,18 +84,49 @@ fn prompt_text(messages: &[Message]) -> String {
 }
 
 fn complete(m: &Model, req: ChatRequest) -> Response {
-    if let Some(name) = &req.model {
-        if name != &m.name {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "model `{name}` is not served here; this server serves `{}`",
-                    m.name
-                ),
-                "model_not_found",
-            );
+    // `NAME` is the checkpoint; `NAME/SLOT@vVERSION` a student pushed to a slot.
+    let pushed: Option<Arc<dyn Student>> = match &req.model {
+        None => None,
+        Some(name) if name == &m.name => None,
+        Some(name) => {
+            let slot = name
+                .strip_prefix(&format!("{}/", m.name))
+                .and_then(|r| r.rsplit_once("@v"))
+                .and_then(|(slot, v)| v.parse::<u64>().ok().map(|v| (slot, v)));
+            let Some((slot, version)) = slot else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "model `{name}` is not served here; this server serves `{}` (and `{}/SLOT@vN` for pushed students)",
+                        m.name, m.name
+                    ),
+                    "model_not_found",
+                );
+            };
+            let slots = m.slots.read().unwrap_or_else(|e| e.into_inner());
+            match slots.get(slot) {
+                Some((v, s)) if *v == version => Some(s.clone()),
+                Some((v, _)) => {
+                    return error(
+                        StatusCode::CONFLICT,
+                        format!("slot `{slot}` holds version {v}, not {version}"),
+                        "stale_model",
+                    )
+                }
+                None => {
+                    return error(
+                        StatusCode::NOT_FOUND,
+                        format!("no student was pushed to slot `{slot}`"),
+                        "model_not_found",
+                    )
+                }
+            }
         }
-    }
+    };
+    let student: &dyn Student = match &pushed {
+        Some(s) => s.as_ref(),
+        None => m.student.as_ref(),
+    };
     let n = req.n.unwrap_or(1);
     if n == 0 || n > 64 {
         return error(
@@ -102,10 +149,9 @@ fn complete(m: &Model, req: ChatRequest) -> Response {
     let prompts = vec![Prompt { id: 0, tokens }; n];
     let temperature = req.temperature.unwrap_or(0.0);
     let traces = if temperature > 0.0 {
-        m.student
-            .sample_batch(&prompts, temperature, req.seed.unwrap_or(0))
+        student.sample_batch(&prompts, temperature, req.seed.unwrap_or(0))
     } else {
-        m.student.generate_batch(&prompts)
+        student.generate_batch(&prompts)
     };
     let prompt_tokens = prompts[0].tokens.len();
     let mut completion_tokens = 0;
@@ -128,7 +174,7 @@ fn complete(m: &Model, req: ChatRequest) -> Response {
         "id": format!("chatcmpl-autotune-{created}"),
         "object": "chat.completion",
         "created": created,
-        "model": m.name,
+        "model": req.model.as_deref().unwrap_or(&m.name),
         "choices": choices,
         "usage": {
             "prompt_tokens": prompt_tokens,
@@ -160,6 +206,59 @@ async fn chat(State(m): State<Arc<Model>>, body: axum::body::Bytes) -> Response 
     }
 }
 
+fn load(m: &Model, body: &[u8]) -> Response {
+    if !m.allow_load {
+        return error(
+            StatusCode::FORBIDDEN,
+            "this server does not take new weights (start it with --allow-load)",
+            "permission_denied",
+        );
+    }
+    let req: LoadRequest = match serde_json::from_slice(body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("expected {{\"slot\", \"version\", \"student\"}}: {e}"),
+                "invalid_request_error",
+            )
+        }
+    };
+    if req.slot.is_empty() || req.slot.contains(['/', '@']) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`slot` must be a non-empty name without `/` or `@`",
+            "invalid_request_error",
+        );
+    }
+    let student = match m.task.load_student(&req.student) {
+        Ok(s) => s,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                e.to_string(),
+                "invalid_request_error",
+            )
+        }
+    };
+    m.slots
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(req.slot.clone(), (req.version, Arc::from(student)));
+    Json(json!({"model": format!("{}/{}@v{}", m.name, req.slot, req.version)})).into_response()
+}
+
+async fn admin_load(State(m): State<Arc<Model>>, body: axum::body::Bytes) -> Response {
+    match tokio::task::spawn_blocking(move || load(&m, &body)).await {
+        Ok(r) => r,
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+            "server_error",
+        ),
+    }
+}
+
 async fn models(State(m): State<Arc<Model>>) -> Response {
     Json(json!({"object": "list", "data": [{"id": m.name, "object": "model", "owned_by": "autotune"}]}))
         .into_response()
@@ -169,6 +268,7 @@ async fn models(State(m): State<Arc<Model>>) -> Response {
 pub fn serve(
     checkpoint: &Path,
     name: Option<String>,
+    allow_load: bool,
     addr: SocketAddr,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
@@ -183,12 +283,15 @@ pub fn serve(
         name,
         task,
         student,
+        allow_load,
+        slots: Default::default(),
     });
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
         .route("/v1/models", get(models))
+        .route("/v1/admin/load", post(admin_load))
         .route("/healthz", get(|| async { "ok" }))
-        .layer(DefaultBodyLimit::max(4 << 20))
+        .layer(DefaultBodyLimit::max(64 << 20))
         .with_state(model);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

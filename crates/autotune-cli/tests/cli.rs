@@ -537,6 +537,7 @@ impl Server {
                 "0",
                 "--name",
                 "tutor",
+                "--allow-load",
             ])
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -702,7 +703,45 @@ fn a_teacher_over_http_matches_in_process_and_the_cache_pays_nothing_twice() {
     ];
     let (first, _) = run("http1", &http);
     let (second, stdout) = run("http2", &http);
+    // The student too over HTTP: it trains in process and generates through the server,
+    // which gets its weights after every fit.
+    let both = [
+        "--teacher-url",
+        &url,
+        "--teacher-model",
+        "tutor",
+        "--teacher-cache",
+        &cache,
+        "--student-url",
+        &url,
+        "--student-model",
+        "tutor",
+    ];
+    let (remote, _) = run("http3", &both);
     drop(server);
+    for key in ["reached", "demos_to_eps", "final_error", "phases", "stop"] {
+        assert_eq!(
+            local[key], remote[key],
+            "{key}: in process vs teacher and student over HTTP"
+        );
+    }
+    for k in [
+        "teacher_calls",
+        "student_generations",
+        "student_tokens",
+        "verifier_calls",
+    ] {
+        assert_eq!(
+            local["final_ledger"][k], remote["final_ledger"][k],
+            "{k}: in process vs teacher and student over HTTP"
+        );
+    }
+    // The student's generations went to the server (the teacher's all came from the cache).
+    assert!(remote["final_ledger"]["api_requests"].as_u64().unwrap() > 0);
+    assert_eq!(
+        remote["final_ledger"]["teacher_cache_hits"],
+        remote["final_ledger"]["teacher_calls"]
+    );
     for key in ["reached", "demos_to_eps", "final_error", "phases", "stop"] {
         assert_eq!(local[key], first[key], "{key}: in process vs over HTTP");
         assert_eq!(first[key], second[key], "{key}: first vs cached run");

@@ -12,7 +12,7 @@ pub use records::{
     final_answer, last_boxed, parse_record, read_tasks, read_verify_items, Format, Imported,
     TaskRecord, MAX_LINE_BYTES,
 };
-pub use remote::{ChatTeacher, GeneratorTeacher, TextGenerator, TextPrompt};
+pub use remote::{ChatTeacher, GeneratorTeacher, RemoteStudent, TextGenerator, TextPrompt};
 pub use text_task::{
     decode, encode, FileTeacher, MemoStudent, ModelTeacher, TextTask, TextTaskConfig,
 };

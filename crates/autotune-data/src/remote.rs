@@ -120,3 +120,149 @@ impl Teacher for GeneratorTeacher {
             .collect())
     }
 }
+
+/// A student that learns in process and generates over HTTP: after every `fit` it pushes its
+/// weights to an `autotune serve-model --allow-load` server (as a trainer syncs its rollout
+/// engine) and then generates through the server's chat API, as model `NAME/SLOT@vVERSION`,
+/// so no generation comes from stale weights. Generations are not cached on disk (a new
+/// version is a new model).
+pub struct RemoteStudent {
+    local: crate::MemoStudent,
+    records: Arc<Vec<TaskRecord>>,
+    base_url: String,
+    model: String,
+    slot: String,
+    version: u64,
+    client: Option<ChatClient>,
+    /// Usage of the clients of earlier versions.
+    retired: ApiUsage,
+    /// The push (weights upload) requests so far.
+    pushes: u64,
+}
+
+fn api_of(u: autotune_http::Usage) -> ApiUsage {
+    ApiUsage {
+        requests: u.requests,
+        cache_hits: u.cache_hits,
+        tokens: u.prompt_tokens + u.completion_tokens,
+        cost_usd: u.cost_usd,
+    }
+}
+
+impl RemoteStudent {
+    pub fn new(records: Arc<Vec<TaskRecord>>, base_url: &str, model: &str, slot: String) -> Self {
+        Self {
+            local: crate::MemoStudent::default(),
+            records,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            model: model.to_string(),
+            slot,
+            version: 0,
+            client: None,
+            retired: ApiUsage::default(),
+            pushes: 0,
+        }
+    }
+
+    fn push(&mut self) -> Result<()> {
+        use autotune_core::Student as _;
+        let state = self
+            .local
+            .save()
+            .ok_or_else(|| CoreError::Student("the student cannot be saved".into()))?;
+        let body =
+            serde_json::json!({"slot": self.slot, "version": self.version, "student": state});
+        let url = format!("{}/admin/load", self.base_url);
+        let resp = ureq::post(&url)
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .map_err(|e| CoreError::Student(format!("pushing weights to {url}: {e}")))?;
+        self.pushes += 1;
+        if resp.status() != 200 {
+            let status = resp.status();
+            let text = resp
+                .into_body()
+                .read_to_string()
+                .unwrap_or_default()
+                .chars()
+                .take(300)
+                .collect::<String>();
+            return Err(CoreError::Student(format!(
+                "pushing weights to {url}: HTTP {status}: {text}"
+            )));
+        }
+        if let Some(old) = self.client.take() {
+            let u = api_of(old.usage());
+            self.retired.requests += u.requests;
+            self.retired.cache_hits += u.cache_hits;
+            self.retired.tokens += u.tokens;
+            self.retired.cost_usd += u.cost_usd;
+        }
+        let mut cfg = autotune_http::ChatConfig::new(
+            self.base_url.clone(),
+            format!("{}/{}@v{}", self.model, self.slot, self.version),
+        );
+        cfg.temperature = 0.0;
+        cfg.max_retries = 3;
+        self.client = Some(
+            ChatClient::new(cfg).map_err(|e| CoreError::Student(format!("student server: {e}")))?,
+        );
+        Ok(())
+    }
+}
+
+impl autotune_core::Policy for RemoteStudent {
+    fn generate_batch(&self, prompts: &[Prompt]) -> Vec<Trace> {
+        let Some(client) = &self.client else {
+            // Untrained: nothing on the server yet, and nothing to say.
+            return self.local.generate_batch(prompts);
+        };
+        let requests: Vec<ChatRequest> = prompts
+            .iter()
+            .map(|p| match self.records.get(p.id as usize) {
+                Some(r) if crate::encode(&r.prompt) == p.tokens => ChatRequest::new(messages_of(r)),
+                _ => ChatRequest::user(crate::decode(&p.tokens)),
+            })
+            .collect();
+        client
+            .complete_batch(&requests)
+            .into_iter()
+            .map(|c| match c {
+                Ok(c) => demo_trace(&c.text),
+                // A generation that failed after retries is an empty answer: the verifier
+                // rejects it, and the failure is counted in the client's usage.
+                Err(_) => Trace::new(Vec::new(), 0),
+            })
+            .collect()
+    }
+
+    fn api_usage(&self) -> Option<ApiUsage> {
+        let cur = self
+            .client
+            .as_ref()
+            .map(|c| api_of(c.usage()))
+            .unwrap_or_default();
+        Some(ApiUsage {
+            requests: self.retired.requests + cur.requests + self.pushes,
+            cache_hits: self.retired.cache_hits + cur.cache_hits,
+            tokens: self.retired.tokens + cur.tokens,
+            cost_usd: self.retired.cost_usd + cur.cost_usd,
+        })
+    }
+}
+
+impl autotune_core::Student for RemoteStudent {
+    fn fit(&mut self, new_demos: &[autotune_core::Demo]) -> Result<autotune_core::FitStats> {
+        let stats = self.local.fit(new_demos)?;
+        self.version += 1;
+        self.push()?;
+        Ok(stats)
+    }
+
+    fn save(&self) -> Option<String> {
+        self.local.save()
+    }
+}

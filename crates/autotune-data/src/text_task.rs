@@ -39,6 +39,12 @@ pub fn decode(t: &[Token]) -> String {
 /// A demonstration as a trace: the chain of thought, a newline, then the answer (the tail
 /// the verifier reads).
 pub(crate) fn trace_of(cot: &str, answer: &str) -> Trace {
+    if cot == answer {
+        // Nothing but the answer (a teacher without a CoT).
+        let a = encode(answer);
+        let n = a.len();
+        return Trace::new(a, n);
+    }
     let mut steps = encode(cot);
     if !cot.is_empty() {
         steps.push('\n' as Token);
@@ -63,6 +69,9 @@ pub struct TextTaskConfig {
     pub teacher: Option<PathBuf>,
     /// A model as the teacher instead: a chat-completions server, or a model in process.
     pub model_teacher: Option<ModelTeacher>,
+    /// Students that generate over HTTP: (base URL, model name) of an
+    /// `autotune serve-model --allow-load` server.
+    pub student_server: Option<(String, String)>,
     pub skip_bad: bool,
     /// `None`: train and test both draw from the whole pool. `Some(f)`: the last fraction
     /// `f` of the records is the test pool.
@@ -366,6 +375,8 @@ pub struct TextTask {
     test: std::ops::Range<usize>,
     /// Bad records skipped while reading (`file:line: message`).
     pub skipped: Vec<String>,
+    student_server: Option<(String, String)>,
+    students_made: AtomicU64,
 }
 
 impl TextTask {
@@ -436,6 +447,8 @@ impl TextTask {
             train,
             test,
             skipped: imported.skipped,
+            student_server: cfg.student_server,
+            students_made: AtomicU64::new(0),
         })
     }
 
@@ -483,8 +496,21 @@ impl Task for TextTask {
         &self.verifier
     }
 
-    fn new_student(&self, _seed: u64) -> Box<dyn Student> {
-        Box::new(MemoStudent::default())
+    fn new_student(&self, seed: u64) -> Box<dyn Student> {
+        match &self.student_server {
+            None => Box::new(MemoStudent::default()),
+            Some((url, model)) => {
+                // A slot per student: ensemble members and parallel runs do not collide.
+                let n = self.students_made.fetch_add(1, Ordering::Relaxed);
+                let slot = format!("{}-{seed:x}-{n}", std::process::id());
+                Box::new(crate::remote::RemoteStudent::new(
+                    self.records.clone(),
+                    url,
+                    model,
+                    slot,
+                ))
+            }
+        }
     }
 
     fn render(&self, tokens: &[Token]) -> String {

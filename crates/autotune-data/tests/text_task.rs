@@ -20,6 +20,7 @@ fn config(path: PathBuf, teacher: Option<PathBuf>) -> TextTaskConfig {
         verifier_options: Vec::new(),
         teacher,
         model_teacher: None,
+        student_server: None,
         skip_bad: false,
         holdout: None,
     }

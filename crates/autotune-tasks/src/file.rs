@@ -60,6 +60,16 @@ pub const PARAMS: &[ParamSpec] = &[
         help: "a saved student (run --save-model) as the teacher, in process",
     },
     ParamSpec {
+        key: "student_url",
+        default: "",
+        help: "students generate over HTTP: an `autotune serve-model --allow-load` server, weights pushed after every fit (with student_model)",
+    },
+    ParamSpec {
+        key: "student_model",
+        default: "",
+        help: "the student server's model name",
+    },
+    ParamSpec {
         key: "skip_bad",
         default: "false",
         help: "skip (and count) bad records instead of stopping at the first",
@@ -144,6 +154,15 @@ pub fn open(p: &Params) -> Result<TextTask> {
             ))
         }
     };
+    let student_server = match (set("student_url"), set("student_model")) {
+        (None, None) => None,
+        (Some(u), Some(m)) => Some((u.to_string(), m.to_string())),
+        _ => {
+            return Err(CoreError::Invalid(
+                "student_url and student_model go together".into(),
+            ))
+        }
+    };
     if model_teacher.is_some() && teacher.is_some() {
         return Err(CoreError::Invalid(
             "give one teacher: a demonstrations file (teacher) or a model".into(),
@@ -160,6 +179,7 @@ pub fn open(p: &Params) -> Result<TextTask> {
         verifier_options,
         teacher,
         model_teacher,
+        student_server,
         skip_bad,
         holdout: (test_frac > 0.0).then_some(test_frac),
     })?;
