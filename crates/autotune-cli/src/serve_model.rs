@@ -29,13 +29,16 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// Pushed students: slot -> (version, student).
+type Slots = std::collections::HashMap<String, (u64, Arc<dyn Student>)>;
+
 struct Model {
     name: String,
     task: Box<dyn Task>,
     student: Box<dyn Student>,
     allow_load: bool,
     /// Students pushed by trainers: slot -> (version, student).
-    slots: std::sync::RwLock<std::collections::HashMap<String, (u64, Arc<dyn Student>)>>,
+    slots: std::sync::RwLock<Slots>,
 }
 
 #[derive(Deserialize)]
