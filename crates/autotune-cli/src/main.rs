@@ -367,15 +367,26 @@ fn parse_strategies(s: &str) -> Result<Vec<String>> {
 /// task) with its flags.
 fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Params)> {
     let mut params = Params::parse(&c.params)?;
-    let file_flags =
-        c.format.is_some() || c.verifier.is_some() || c.teacher.is_some() || c.skip_bad;
+    let file_flags = c.format.is_some()
+        || c.verifier.is_some()
+        || c.teacher.is_some()
+        || c.skip_bad
+        || c.teacher_url.is_some()
+        || c.teacher_model.is_some()
+        || c.teacher_cache.is_some()
+        || c.teacher_config.is_some()
+        || c.teacher_checkpoint.is_some()
+        || c.student_url.is_some()
+        || c.student_model.is_some();
     match (task.as_deref(), &c.tasks) {
         (None, None) => bail!("give a task: --task NAME (see `autotune tasks`) or --tasks FILE"),
         (Some(t), Some(_)) if t != "file" => {
             bail!("--task {t} and --tasks FILE are two different tasks; give one")
         }
         (Some(t), None) if t != "file" && file_flags => {
-            bail!("--format, --verifier, --teacher and --skip-bad are for --tasks FILE")
+            bail!(
+                "--format, --verifier, --skip-bad, --teacher* and --student-* are for --tasks FILE"
+            )
         }
         _ => {}
     }
