@@ -4,6 +4,7 @@
 //! To add a task: implement [`Task`](autotune_core::Task) (prompt source, teacher, verifier,
 //! student), declare its [`ParamSpec`]s and add a [`TaskInfo`] to [`TASKS`].
 
+pub mod arith;
 pub mod checkpoint;
 pub mod file;
 pub mod halfspace;

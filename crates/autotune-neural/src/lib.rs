@@ -1,0 +1,134 @@
+//! A small decoder-only transformer student on [burn](https://burn.dev) (pure-Rust `flex`
+//! backend): training with AdamW on masked cross-entropy, batched greedy and temperature
+//! generation with a KV cache, and safetensors checkpoints with a JSON config beside them.
+//!
+//! The pieces, in the order a student uses them:
+//! - [`TransformerConfig`] and [`Gpt`]: token and learned position embeddings, a pre-norm
+//!   causal [`burn::nn::transformer::TransformerEncoder`], a final layer norm and a linear head;
+//! - [`Trainer`]: the autodiff model, AdamW, the learning-rate schedule and a seeded batch
+//!   sampler; [`Trainer::train_step`] takes [`Example`]s whose `loss_mask` marks the tokens to
+//!   learn (the chain of thought and the answer, not the prompt);
+//! - [`NeuralModel`]: the model without autodiff, for generation ([`NeuralModel::generate`],
+//!   greedy or sampled, KV-cached, one RNG stream per prompt index) and checkpoints
+//!   ([`NeuralModel::save`], [`NeuralModel::load`]).
+//!
+//! All autograd is burn's; this crate only writes the forward passes.
+
+mod checkpoint;
+mod generate;
+mod model;
+mod train;
+
+pub use checkpoint::{CheckpointMeta, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE};
+pub use generate::{GenerateOptions, Sampling};
+pub use model::{Gpt, NeuralModel, TransformerConfig};
+pub use train::{Example, LrSchedule, Trainer, TrainerConfig};
+
+/// Token ids, as in `autotune-core`.
+pub type TokenId = u32;
+
+/// Errors of this crate. Every failure that depends on input or files is one of these, never a
+/// panic.
+#[derive(Debug, thiserror::Error)]
+pub enum NeuralError {
+    /// A configuration that cannot describe a model or a training run.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Bad input: an empty batch, a token outside the vocabulary, a sequence too long.
+    #[error("invalid input: {0}")]
+    Input(String),
+    /// A checkpoint that is missing, corrupt or does not match its config.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: String, message: String },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T> = std::result::Result<T, NeuralError>;
+
+/// The device everything in this crate runs on: burn's pure-Rust CPU backend.
+pub fn cpu_device() -> burn::tensor::Device {
+    burn::tensor::Device::flex()
+}
+
+/// Burn's random number generator is one global per backend. Every seeded use of it in this
+/// crate (initialisation, dropout) holds this lock from seeding to the last draw, so that
+/// concurrent models (parallel tests, parallel ensemble members) stay deterministic.
+pub(crate) static BURN_RNG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub(crate) fn burn_rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    BURN_RNG_LOCK
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+pub(crate) mod testutil {
+    //! A tiny task for tests: reverse 4 digits. Tokens: 0 pad, 1 BOS, 2 SEP, 3 EOS, 4.. digits.
+    use crate::{Example, LrSchedule, Trainer, TrainerConfig, TransformerConfig};
+
+    pub const BOS: u32 = 1;
+    pub const SEP: u32 = 2;
+    pub const EOS: u32 = 3;
+
+    pub fn tiny_config() -> TransformerConfig {
+        TransformerConfig {
+            vocab: 12,
+            d_model: 32,
+            n_layers: 2,
+            n_heads: 2,
+            d_ff: 64,
+            max_len: 16,
+            dropout: 0.0,
+        }
+    }
+
+    pub fn reverse_prompt(i: u32) -> Vec<u32> {
+        let digits: Vec<u32> = (0..4).map(|k| 4 + (i * 7 + k * 3 + i * k) % 8).collect();
+        let mut p = vec![BOS];
+        p.extend(&digits);
+        p.push(SEP);
+        p
+    }
+
+    pub fn reverse_target(i: u32) -> Vec<u32> {
+        let p = reverse_prompt(i);
+        let mut t: Vec<u32> = p[1..5].iter().rev().copied().collect();
+        t.push(EOS);
+        t
+    }
+
+    pub fn reverse_examples(n: u32) -> Vec<Example> {
+        (0..n)
+            .map(|i| Example::new(&reverse_prompt(i), &reverse_target(i)))
+            .collect()
+    }
+
+    pub fn trainer(seed: u64) -> Trainer {
+        Trainer::new(
+            tiny_config(),
+            TrainerConfig {
+                lr: 3e-3,
+                schedule: LrSchedule::Constant,
+                batch_size: 8,
+                seed,
+                weight_decay: 0.0,
+                grad_clip: Some(1.0),
+                pad_token: 0,
+            },
+        )
+        .unwrap()
+    }
+
+    /// A trainer overfitted on the 8 reverse examples (cached across tests of one process).
+    pub fn overfitted() -> (Trainer, Vec<f32>) {
+        let mut t = trainer(7);
+        let data = reverse_examples(8);
+        let losses = t.fit(&data, 300).unwrap();
+        (t, losses)
+    }
+}
