@@ -16,7 +16,10 @@
 //! that its CoT stays within the model's context). The verifier parses the answer as an
 //! integer and compares numbers; an unparseable answer is incorrect.
 
-use autotune_core::{CoreError, Prompt, Result, Token, Trace};
+use autotune_core::{
+    CoreError, ParamSpec, Params, Prompt, PromptSource, Result, Student, Task, Teacher, Token,
+    Trace, Verifier,
+};
 
 use crate::source::map_batch;
 
@@ -324,6 +327,216 @@ impl Distribution {
     }
 }
 
+pub const PARAMS: &[ParamSpec] = &[
+    ParamSpec { key: "max_digits", default: "8", help: "most digits of an operand of + and - (1..=18)" },
+    ParamSpec { key: "mul_max_digits", default: "4", help: "most digits of an operand of * (1..=9)" },
+    ParamSpec { key: "alpha", default: "2.0", help: "P(n digits) ~ n^-alpha: easy problems common, hard ones rare" },
+    ParamSpec { key: "ops", default: "0.4,0.3,0.3", help: "probabilities of +, - and *" },
+    ParamSpec { key: "d", default: "64", help: "dimension hint d for default phase sizes (ensemble m = d, cex batch d/8)" },
+    ParamSpec { key: "d_model", default: "96", help: "transformer width" },
+    ParamSpec { key: "layers", default: "4", help: "transformer layers" },
+    ParamSpec { key: "heads", default: "4", help: "attention heads" },
+    ParamSpec { key: "lr", default: "0.001", help: "AdamW learning rate" },
+    ParamSpec { key: "batch", default: "64", help: "training minibatch" },
+    ParamSpec { key: "epochs", default: "4.0", help: "passes over each phase's new demonstrations (minibatches drawn from the whole replay buffer)" },
+    ParamSpec { key: "min_steps", default: "20", help: "fewest optimisation steps per fit" },
+    ParamSpec { key: "max_steps", default: "2000", help: "most optimisation steps per fit" },
+];
+
+/// The longest trace (and prompt) of the distribution, for the model's context.
+fn max_lengths(d: &Distribution) -> (usize, usize) {
+    let big = |n: usize| 10u64.pow(n as u32) - 1;
+    let worst = [
+        Problem {
+            a: big(d.max_digits),
+            op: Op::Add,
+            b: big(d.max_digits),
+        },
+        Problem {
+            a: 10u64.pow(d.max_digits as u32 - 1),
+            op: Op::Sub,
+            b: big(d.max_digits),
+        },
+        Problem {
+            a: big(d.mul_max_digits),
+            op: Op::Mul,
+            b: big(d.mul_max_digits),
+        },
+    ];
+    let prompt = worst
+        .iter()
+        .map(|p| prompt_tokens(p).len())
+        .max()
+        .unwrap_or(0);
+    let trace = worst
+        .iter()
+        .map(|p| teacher_trace(p).len())
+        .max()
+        .unwrap_or(0);
+    (prompt, trace)
+}
+
+/// The `arith` task: the problems above, the programmatic teacher, the exact verifier and the
+/// neural student.
+pub struct ArithTask {
+    dist: Distribution,
+    d: usize,
+    student: crate::neural::NeuralStudentConfig,
+}
+
+struct ArithTeacher;
+impl Teacher for ArithTeacher {
+    fn demonstrate_batch(&self, prompts: &[Prompt]) -> Result<Vec<Trace>> {
+        demonstrate(prompts)
+    }
+}
+
+struct ArithVerifier;
+impl Verifier for ArithVerifier {
+    fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool> {
+        verify(prompts, answers)
+    }
+}
+
+static TEACHER: ArithTeacher = ArithTeacher;
+static VERIFIER: ArithVerifier = ArithVerifier;
+
+pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
+    let max_digits: usize = p.get_checked("max_digits", "an integer in 1..=18", |x: usize| {
+        (1..=18).contains(&x)
+    })?;
+    let mul_max_digits: usize =
+        p.get_checked("mul_max_digits", "an integer in 1..=9", |x: usize| {
+            (1..=9).contains(&x)
+        })?;
+    let alpha: f64 = p.get_checked("alpha", "a number in [0, 10]", |x: f64| {
+        (0.0..=10.0).contains(&x)
+    })?;
+    let ops_text = p.raw("ops").unwrap_or("0.4,0.3,0.3");
+    let ops: Vec<f64> = ops_text
+        .split(',')
+        .map(|x| x.trim().parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .ok()
+        .filter(|v: &Vec<f64>| {
+            v.len() == 3 && v.iter().all(|x| *x >= 0.0) && v.iter().sum::<f64>() > 0.0
+        })
+        .ok_or_else(|| CoreError::BadParam {
+            key: "ops".into(),
+            value: ops_text.into(),
+            expected: "three probabilities for +, - and *, e.g. 0.4,0.3,0.3".into(),
+        })?;
+    let int = |k: &str, lo: usize, hi: usize| -> Result<usize> {
+        p.get_checked(k, &format!("an integer in {lo}..={hi}"), move |x: usize| {
+            (lo..=hi).contains(&x)
+        })
+    };
+    let d = int("d", 1, 1 << 20)?;
+    let d_model = int("d_model", 8, 1024)?;
+    let layers = int("layers", 1, 24)?;
+    let heads = int("heads", 1, 32)?;
+    if d_model % heads != 0 {
+        return Err(CoreError::BadParam {
+            key: "heads".into(),
+            value: heads.to_string(),
+            expected: format!("a divisor of d_model = {d_model}"),
+        });
+    }
+    let lr: f64 = p.get_checked("lr", "a number in (0, 1]", |x: f64| x > 0.0 && x <= 1.0)?;
+    let batch = int("batch", 1, 4096)?;
+    let epochs: f64 = p.get_checked("epochs", "a number in (0, 1000]", |x: f64| {
+        x > 0.0 && x <= 1000.0
+    })?;
+    let min_steps = int("min_steps", 0, 1_000_000)?;
+    let max_steps = int("max_steps", 1, 1_000_000)?;
+    let dist = Distribution {
+        max_digits,
+        mul_max_digits,
+        alpha,
+        ops: [ops[0], ops[1], ops[2]],
+    };
+    let (prompt_len, trace_len) = max_lengths(&dist);
+    let model = autotune_neural::TransformerConfig {
+        vocab: vocab_size(),
+        d_model,
+        n_layers: layers,
+        n_heads: heads,
+        d_ff: 4 * d_model,
+        max_len: prompt_len + trace_len + 1,
+        dropout: 0.0,
+    };
+    Ok(Box::new(ArithTask {
+        dist,
+        d,
+        student: crate::neural::NeuralStudentConfig {
+            model,
+            trainer: autotune_neural::TrainerConfig {
+                lr,
+                batch_size: batch,
+                seed,
+                pad_token: PAD,
+                ..Default::default()
+            },
+            epochs,
+            min_steps,
+            max_steps,
+            eos: EOS,
+            answer_marker: ANS,
+            max_new_tokens: trace_len + 1,
+        },
+    }))
+}
+
+impl Task for ArithTask {
+    fn name(&self) -> &str {
+        "arith"
+    }
+
+    fn dimension(&self) -> usize {
+        self.d
+    }
+
+    fn prompts(&self, split: &str, seed: u64) -> Result<Box<dyn PromptSource>> {
+        let dist = self.dist.clone();
+        Ok(Box::new(crate::GeneratorSource::new(
+            seed,
+            split,
+            move |rng| prompt_tokens(&dist.sample(rng)),
+        )))
+    }
+
+    fn teacher(&self) -> &dyn Teacher {
+        &TEACHER
+    }
+
+    fn verifier(&self) -> &dyn Verifier {
+        &VERIFIER
+    }
+
+    fn new_student(&self, seed: u64) -> Box<dyn Student> {
+        let mut cfg = self.student.clone();
+        cfg.trainer.seed = seed;
+        Box::new(
+            crate::neural::NeuralStudent::new(cfg)
+                .expect("the arith model configuration was validated"),
+        )
+    }
+
+    fn render(&self, tokens: &[Token]) -> String {
+        tokens
+            .iter()
+            .map(|&t| match t {
+                PAD => String::new(),
+                BOS => String::new(),
+                EOS => String::new(),
+                SEP => " => ".into(),
+                ANS => " answer ".into(),
+                x => decode(&[x]),
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +620,57 @@ mod tests {
             let op = [Op::Add, Op::Sub, Op::Mul][op as usize];
             check(Problem { a, op, b });
         }
+    }
+}
+
+#[cfg(test)]
+mod student_tests {
+    use super::*;
+    use autotune_core::Demo;
+
+    /// A tiny transformer learns one-digit addition from the teacher's CoTs in seconds, and
+    /// its answers are read and verified like the teacher's.
+    #[test]
+    fn the_neural_student_learns_small_additions() {
+        let params = Params::parse(&[
+            "max_digits=1",
+            "ops=1,0,0",
+            "d_model=32",
+            "layers=2",
+            "heads=2",
+            "lr=0.003",
+            "batch=32",
+            "min_steps=600",
+            "max_steps=600",
+        ])
+        .unwrap()
+        .resolve("arith", PARAMS)
+        .unwrap();
+        let task = build(&params, 1).unwrap();
+        let train = task.prompts("train", 1).unwrap().draw(256).unwrap();
+        let traces = task.teacher().demonstrate_batch(&train).unwrap();
+        let demos: Vec<Demo> = train
+            .into_iter()
+            .zip(traces)
+            .map(|(prompt, trace)| Demo { prompt, trace })
+            .collect();
+        let mut s = task.new_student(1);
+        let test = task.prompts("test", 1).unwrap().draw(100).unwrap();
+        let accuracy = |s: &dyn Student| {
+            let out = s.generate_batch(&test);
+            let answers: Vec<&[Token]> = out.iter().map(|t| t.answer()).collect();
+            task.verifier()
+                .verify_batch(&test, &answers)
+                .iter()
+                .filter(|v| **v)
+                .count() as f64
+                / test.len() as f64
+        };
+        let before = accuracy(s.as_ref());
+        let stats = s.fit(&demos).unwrap();
+        assert_eq!(stats.steps, 600);
+        let after = accuracy(s.as_ref());
+        assert!(before < 0.2, "an untrained model should not add: {before}");
+        assert!(after >= 0.8, "after 600 steps the accuracy is {after}");
     }
 }

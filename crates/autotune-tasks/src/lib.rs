@@ -8,6 +8,7 @@ pub mod arith;
 pub mod checkpoint;
 pub mod file;
 pub mod halfspace;
+pub mod neural;
 pub mod skills;
 mod source;
 
@@ -40,6 +41,12 @@ pub const TASKS: &[TaskInfo] = &[
         summary: "each prompt needs one of n latent skills with heavy-tailed frequencies; a skill's CoT procedure is learned from its demonstrations",
         params: skills::PARAMS,
         build: skills::build,
+    },
+    TaskInfo {
+        name: "arith",
+        summary: "multi-digit +, -, * with digit-by-digit CoTs (carries, partial products), digits from a heavy-tailed law; programmatic teacher, exact verifier, neural student (a small transformer trained in Rust)",
+        params: arith::PARAMS,
+        build: arith::build,
     },
     TaskInfo {
         name: "file",
