@@ -135,7 +135,8 @@ pub struct CompareReport {
     pub total_wall_seconds: f64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+/// The median (the mean of the two middle values for an even count); NaN when empty.
+pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }

@@ -14,7 +14,8 @@ mod rundir;
 mod table;
 
 pub use compare::{
-    aggregate, compare, report_from_runs, Aggregate, CompareReport, CompareSpec, StrategyFit,
+    aggregate, compare, median, report_from_runs, Aggregate, CompareReport, CompareSpec,
+    StrategyFit,
 };
 pub use eval::{Evaluation, HeldOut};
 pub use fit::{fit_linear, LinearFit};

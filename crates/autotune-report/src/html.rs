@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use autotune_core::Ledger;
 use autotune_curriculum::StopReason;
-use autotune_experiment::{comparison_table, RunSummary, RATIO_COLUMN, REACHED_COLUMN};
+use autotune_experiment::{comparison_table, median, RunSummary, RATIO_COLUMN, REACHED_COLUMN};
 
 use crate::plots::{svg, FigureKind, Figures, XAxis};
 use crate::RunData;
@@ -84,19 +84,6 @@ fn ratio_num(r: f64) -> String {
         format!("{r:.2}")
     } else {
         format!("{r:.3}")
-    }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 
