@@ -58,6 +58,37 @@ pub(crate) struct Entry<'a> {
     pub completion: &'a Completion,
 }
 
+/// Whether SQLite refused for a lock held elsewhere.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.code == rusqlite::ErrorCode::DatabaseBusy
+                || f.code == rusqlite::ErrorCode::DatabaseLocked
+    )
+}
+
+/// WAL, full synchronous commits, and the table.
+fn setup(conn: &Connection) -> rusqlite::Result<()> {
+    // journal_mode returns a row; "memory" for in-memory databases.
+    let _mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    conn.execute_batch(
+        "PRAGMA synchronous=FULL;
+         CREATE TABLE IF NOT EXISTS completions (
+             key               TEXT PRIMARY KEY,
+             model             TEXT NOT NULL,
+             request           TEXT NOT NULL,
+             response          TEXT NOT NULL,
+             text              TEXT NOT NULL,
+             finish_reason     TEXT,
+             prompt_tokens     INTEGER NOT NULL,
+             completion_tokens INTEGER NOT NULL,
+             cost_usd          REAL NOT NULL,
+             created_unix      REAL NOT NULL
+         );",
+    )
+}
+
 pub(crate) struct Cache {
     conn: Mutex<Connection>,
     label: String,
@@ -84,26 +115,19 @@ impl Cache {
             None => Connection::open_in_memory().map_err(err)?,
         };
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        // journal_mode returns a row; "memory" for in-memory databases.
-        let _mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(err)?;
-        conn.execute_batch(
-            "PRAGMA synchronous=FULL;
-             CREATE TABLE IF NOT EXISTS completions (
-                 key               TEXT PRIMARY KEY,
-                 model             TEXT NOT NULL,
-                 request           TEXT NOT NULL,
-                 response          TEXT NOT NULL,
-                 text              TEXT NOT NULL,
-                 finish_reason     TEXT,
-                 prompt_tokens     INTEGER NOT NULL,
-                 completion_tokens INTEGER NOT NULL,
-                 cost_usd          REAL NOT NULL,
-                 created_unix      REAL NOT NULL
-             );",
-        )
-        .map_err(err)?;
+        // Switching to WAL and creating the table take an exclusive lock, and SQLite answers
+        // "database is locked" at once (without its busy handler) when another process or
+        // thread is setting up the same new file: retry until the busy timeout.
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        loop {
+            match setup(&conn) {
+                Ok(()) => break,
+                Err(e) if is_busy(&e) && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(err(e)),
+            }
+        }
         Ok(Cache {
             conn: Mutex::new(conn),
             label,
