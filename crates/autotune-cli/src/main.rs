@@ -367,17 +367,24 @@ fn parse_strategies(s: &str) -> Result<Vec<String>> {
 /// task) with its flags.
 fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Params)> {
     let mut params = Params::parse(&c.params)?;
-    let file_flags = c.format.is_some()
-        || c.verifier.is_some()
-        || c.teacher.is_some()
-        || c.skip_bad
-        || c.teacher_url.is_some()
-        || c.teacher_model.is_some()
-        || c.teacher_cache.is_some()
-        || c.teacher_config.is_some()
-        || c.teacher_checkpoint.is_some()
-        || c.student_url.is_some()
-        || c.student_model.is_some();
+    // The `file` task's parameters set by flags: one list, both to refuse them with another
+    // task and to pass them on.
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let file_params: [(&str, Option<String>); 12] = [
+        ("path", path(&c.tasks)),
+        ("format", c.format.clone()),
+        ("verifier", c.verifier.clone()),
+        ("teacher", path(&c.teacher)),
+        ("skip_bad", c.skip_bad.then(|| "true".to_string())),
+        ("teacher_url", c.teacher_url.clone()),
+        ("teacher_model", c.teacher_model.clone()),
+        ("teacher_cache", path(&c.teacher_cache)),
+        ("teacher_config", path(&c.teacher_config)),
+        ("teacher_checkpoint", path(&c.teacher_checkpoint)),
+        ("student_url", c.student_url.clone()),
+        ("student_model", c.student_model.clone()),
+    ];
+    let file_flags = file_params[1..].iter().any(|(_, v)| v.is_some());
     match (task.as_deref(), &c.tasks) {
         (None, None) => bail!("give a task: --task NAME (see `autotune tasks`) or --tasks FILE"),
         (Some(t), Some(_)) if t != "file" => {
@@ -390,36 +397,11 @@ fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Params)
         }
         _ => {}
     }
-    if let Some(path) = &c.tasks {
-        params.0.insert("path".into(), path.display().to_string());
-    }
-    let set = |p: &mut Params, k: &str, v: &Option<String>| {
+    for (k, v) in file_params {
         if let Some(v) = v {
-            p.0.insert(k.into(), v.clone());
+            params.0.insert(k.into(), v);
         }
-    };
-    set(&mut params, "format", &c.format);
-    set(&mut params, "verifier", &c.verifier);
-    set(
-        &mut params,
-        "teacher",
-        &c.teacher.as_ref().map(|t| t.display().to_string()),
-    );
-    if c.skip_bad {
-        params.0.insert("skip_bad".into(), "true".into());
     }
-    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    set(&mut params, "teacher_url", &c.teacher_url);
-    set(&mut params, "teacher_model", &c.teacher_model);
-    set(&mut params, "teacher_cache", &path(&c.teacher_cache));
-    set(&mut params, "teacher_config", &path(&c.teacher_config));
-    set(
-        &mut params,
-        "teacher_checkpoint",
-        &path(&c.teacher_checkpoint),
-    );
-    set(&mut params, "student_url", &c.student_url);
-    set(&mut params, "student_model", &c.student_model);
     let name = task.clone().unwrap_or_else(|| "file".into());
     if name == "file" {
         // Open the file once up front: bad records are reported before any run starts.

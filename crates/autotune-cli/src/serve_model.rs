@@ -75,17 +75,6 @@ fn error(status: StatusCode, message: impl Into<String>, kind: &str) -> Response
         .into_response()
 }
 
-fn prompt_text(messages: &[Message]) -> String {
-    if messages.len() == 1 && messages[0].role == "user" {
-        return messages[0].content.clone();
-    }
-    messages
-        .iter()
-        .map(|m| format!("{}: {}", m.role, m.content))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 fn complete(m: &Model, req: ChatRequest) -> Response {
     // `NAME` is the checkpoint; `NAME/SLOT@vVERSION` a student pushed to a slot.
     let pushed: Option<Arc<dyn Student>> = match &req.model {
@@ -138,7 +127,12 @@ fn complete(m: &Model, req: ChatRequest) -> Response {
             "invalid_request_error",
         );
     }
-    let text = prompt_text(&req.messages);
+    let messages: Vec<(String, String)> = req
+        .messages
+        .into_iter()
+        .map(|m| (m.role, m.content))
+        .collect();
+    let text = autotune_data::join_messages(&messages);
     let tokens = match m.task.tokenize(&text) {
         Ok(t) => t,
         Err(e) => {

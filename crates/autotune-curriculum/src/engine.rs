@@ -141,17 +141,7 @@ pub fn score_prompts(
     prompts: &[Prompt],
 ) -> Vec<PromptScore> {
     let budget = Budget::default();
-    let mut e = Engine {
-        task,
-        cfg,
-        eps,
-        seed,
-        budget: &budget,
-        meter: Metered::new(task),
-        filter_rng: stream_rng(seed, "export-filter"),
-        sample_calls: 0,
-        members_built: 0,
-    };
+    let mut e = Engine::new(task, cfg, eps, seed, &budget);
     let max_rank = e.max_rank(model);
     e.score(model, phase, prompts)
         .into_iter()
@@ -175,21 +165,30 @@ pub fn run_curriculum(
     if !(eps > 0.0 && eps < 1.0) {
         return Err(CoreError::Invalid(format!("eps must be in (0, 1), got {eps}")).into());
     }
-    let mut e = Engine {
-        task,
-        cfg,
-        eps,
-        seed,
-        budget,
-        meter: Metered::new(task),
-        filter_rng: stream_rng(seed, "filter"),
-        sample_calls: 0,
-        members_built: 0,
-    };
-    e.run(observer)
+    Engine::new(task, cfg, eps, seed, budget).run(observer)
 }
 
 impl<'a> Engine<'a> {
+    fn new(
+        task: &'a dyn Task,
+        cfg: &'a StrategyConfig,
+        eps: f64,
+        seed: u64,
+        budget: &'a Budget,
+    ) -> Self {
+        Engine {
+            task,
+            cfg,
+            eps,
+            seed,
+            budget,
+            meter: Metered::new(task),
+            filter_rng: stream_rng(seed, "filter"),
+            sample_calls: 0,
+            members_built: 0,
+        }
+    }
+
     fn run(&mut self, observer: &mut dyn Observer) -> Result<Outcome, CurriculumError> {
         let mut source = self.task.prompts("train", self.seed)?;
         let mut model = if self.cfg.ensemble {

@@ -9,8 +9,8 @@ mod text_task;
 
 pub use export::{export_rl_prompts, export_sft, RlPrompt, SftExample, SftStyle};
 pub use records::{
-    final_answer, last_boxed, parse_record, read_tasks, read_verify_items, Format, Imported,
-    TaskRecord, MAX_LINE_BYTES,
+    final_answer, join_messages, last_boxed, parse_record, read_tasks, read_verify_items, Format,
+    Imported, TaskRecord, MAX_LINE_BYTES,
 };
 pub use remote::{ChatTeacher, GeneratorTeacher, RemoteStudent, TextGenerator, TextPrompt};
 pub use text_task::{

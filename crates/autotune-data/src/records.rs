@@ -198,7 +198,9 @@ fn messages_of(v: &Value, what: &str) -> Result<Vec<(String, String)>, String> {
         .collect()
 }
 
-fn join_messages(m: &[(String, String)]) -> String {
+/// Chat messages as one prompt text: a lone user message is its content, a conversation is
+/// `role: content` lines. Text tasks and `autotune serve-model` read prompts the same way.
+pub fn join_messages(m: &[(String, String)]) -> String {
     if m.len() == 1 && m[0].0 == "user" {
         return m[0].1.clone();
     }
@@ -404,18 +406,20 @@ pub fn parse_record(v: Value, line: usize, format: Format) -> Result<TaskRecord,
 /// Longest line read (longer lines are refused, not loaded).
 pub const MAX_LINE_BYTES: usize = 16 << 20;
 
-/// Reads every record of a JSONL file. Blank lines are ignored; ids must be unique.
-pub fn read_tasks(path: &Path, format: Format, skip_bad: bool) -> Result<Imported, DataError> {
-    let file = path.display().to_string();
+/// A 1-based line number and the line's JSON value, or what is wrong with the line.
+pub(crate) type JsonLine = (usize, std::result::Result<Value, String>);
+
+/// The JSONL lines of a file: `(1-based line, the value or what is wrong with the line)` for
+/// every non-blank line. A line longer than [`MAX_LINE_BYTES`], not UTF-8 or not JSON is an
+/// error message; only an unreadable file fails as a whole.
+pub(crate) fn json_lines(path: &Path) -> Result<Vec<JsonLine>, DataError> {
     let text = std::fs::read(path).map_err(|e| DataError::Io {
-        path: file.clone(),
+        path: path.display().to_string(),
         source: e,
     })?;
-    let mut out = Imported::default();
-    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut out = Vec::new();
     for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
-        let line = i + 1;
-        let parsed = (|| -> Result<Option<TaskRecord>, String> {
+        let value = (|| {
             if raw.len() > MAX_LINE_BYTES {
                 return Err(format!(
                     "line of {} bytes, more than the {MAX_LINE_BYTES} allowed",
@@ -426,16 +430,34 @@ pub fn read_tasks(path: &Path, format: Format, skip_bad: bool) -> Result<Importe
             if s.trim().is_empty() {
                 return Ok(None);
             }
-            let v: Value = serde_json::from_str(s).map_err(|e| format!("not JSON ({e})"))?;
+            serde_json::from_str(s)
+                .map(Some)
+                .map_err(|e| format!("not JSON ({e})"))
+        })();
+        match value {
+            Ok(None) => {}
+            Ok(Some(v)) => out.push((i + 1, Ok(v))),
+            Err(e) => out.push((i + 1, Err(e))),
+        }
+    }
+    Ok(out)
+}
+
+/// Reads every record of a JSONL file. Blank lines are ignored; ids must be unique.
+pub fn read_tasks(path: &Path, format: Format, skip_bad: bool) -> Result<Imported, DataError> {
+    let file = path.display().to_string();
+    let mut out = Imported::default();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for (line, value) in json_lines(path)? {
+        let parsed = value.and_then(|v| {
             let r = parse_record(v, line, format)?;
             if let Some(first) = seen.get(&r.id) {
                 return Err(format!("duplicate id `{}` (first at line {first})", r.id));
             }
-            Ok(Some(r))
-        })();
+            Ok(r)
+        });
         match parsed {
-            Ok(None) => {}
-            Ok(Some(r)) => {
+            Ok(r) => {
                 seen.insert(r.id.clone(), line);
                 out.records.push(r);
             }
@@ -466,28 +488,14 @@ pub fn read_tasks(path: &Path, format: Format, skip_bad: bool) -> Result<Importe
 /// `prediction` may be strings or numbers; `tests` a string or a list of strings.
 pub fn read_verify_items(path: &Path) -> Result<Vec<autotune_verify::Item>, DataError> {
     let file = path.display().to_string();
-    let text = std::fs::read(path).map_err(|e| DataError::Io {
-        path: file.clone(),
-        source: e,
-    })?;
     let mut out = Vec::new();
-    for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
+    for (line, value) in json_lines(path)? {
         let bad = |message: String| DataError::BadRecord {
             file: file.clone(),
-            line: i + 1,
+            line,
             message,
         };
-        if raw.len() > MAX_LINE_BYTES {
-            return Err(bad(format!(
-                "line of {} bytes, more than the {MAX_LINE_BYTES} allowed",
-                raw.len()
-            )));
-        }
-        let s = std::str::from_utf8(raw).map_err(|e| bad(format!("not UTF-8 ({e})")))?;
-        if s.trim().is_empty() {
-            continue;
-        }
-        let v: Value = serde_json::from_str(s).map_err(|e| bad(format!("not JSON ({e})")))?;
+        let v = value.map_err(bad)?;
         let Value::Object(o) = v else {
             return Err(bad(
                 "expected a JSON object with `gold` and `prediction`".into()

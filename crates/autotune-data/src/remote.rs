@@ -83,13 +83,7 @@ impl Teacher for ChatTeacher {
     }
 
     fn api_usage(&self) -> Option<ApiUsage> {
-        let u = self.client.usage();
-        Some(ApiUsage {
-            requests: u.requests,
-            cache_hits: u.cache_hits,
-            tokens: u.prompt_tokens + u.completion_tokens,
-            cost_usd: u.cost_usd,
-        })
+        Some(api_of(self.client.usage()))
     }
 }
 

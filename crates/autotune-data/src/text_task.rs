@@ -135,21 +135,14 @@ impl FileTeacher {
             });
         };
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::Io {
-            path: file.clone(),
-            source: e,
-        })?;
         let mut demos = HashMap::new();
-        for (i, l) in text.lines().enumerate() {
-            if l.trim().is_empty() {
-                continue;
-            }
+        for (line, value) in crate::records::json_lines(path)? {
             let bad = |message: String| DataError::BadRecord {
                 file: file.clone(),
-                line: i + 1,
+                line,
                 message,
             };
-            let v: Value = serde_json::from_str(l).map_err(|e| bad(format!("not JSON ({e})")))?;
+            let v = value.map_err(bad)?;
             let id = match v.get("id") {
                 Some(Value::String(s)) => s.clone(),
                 Some(Value::Number(n)) => n.to_string(),
