@@ -11,8 +11,8 @@ use autotune_core::Params;
 use autotune_curriculum::{strategy_info, strategy_names, Budget, STRATEGIES};
 use autotune_experiment::{
     compare, comparison_table, pretty_json, report_from_runs, run_one_full, CompareReport,
-    CompareSpec, Provenance, RunConfig, RunDirWriter, RunSpec, RATIO_COLUMN, REACHED_COLUMN,
-    RESULT_JSON,
+    CompareSpec, FileJournal, Provenance, RunConfig, RunDirWriter, RunSpec, JOURNAL_FILE,
+    RATIO_COLUMN, REACHED_COLUMN, RESULT_JSON,
 };
 use autotune_tasks::{task_info, TASKS};
 use clap::{Args, Parser, Subcommand};
@@ -53,6 +53,16 @@ enum Cmd {
     ServeModel(ServeModelArgs),
     /// The curriculum as an HTTP service for external trainers (docs/openapi.yaml).
     Serve(ServeArgs),
+    /// Continues a killed `run`, `compare` or `demo` from its run directory: every result in
+    /// its journal is replayed (no teacher call is paid twice) and the run ends exactly as an
+    /// uninterrupted one would.
+    Resume(ResumeArgs),
+}
+
+#[derive(Args)]
+struct ResumeArgs {
+    /// The run directory of the killed command.
+    dir: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -239,6 +249,10 @@ struct ServeModelArgs {
     /// Take new weights from trainers (`POST /v1/admin/load`), served as NAME/SLOT@vN.
     #[arg(long)]
     allow_load: bool,
+    /// Require `Authorization: Bearer <token>` with the token read from this environment
+    /// variable.
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
 }
 
 #[derive(Args)]
@@ -275,6 +289,7 @@ fn real_main() -> Result<()> {
             print!("{}", list_strategies());
             Ok(())
         }
+        Cmd::Resume(a) => cmd_resume(a),
         Cmd::Run(a) => cmd_run(a),
         Cmd::Compare(a) => cmd_compare(a),
         Cmd::Demo(a) => cmd_demo(a),
@@ -292,15 +307,20 @@ fn real_main() -> Result<()> {
             autotune_service::serve(c)?;
             Ok(())
         }
-        Cmd::ServeModel(a) => serve_model::serve(
-            &a.checkpoint,
-            a.name,
-            a.allow_load,
-            std::net::SocketAddr::new(a.bind, a.port),
-            |addr| {
+        Cmd::ServeModel(a) => {
+            let mut o = serve_model::ServeOptions {
+                addr: std::net::SocketAddr::new(a.bind, a.port),
+                name: a.name,
+                allow_load: a.allow_load,
+                ..Default::default()
+            };
+            if let Some(var) = &a.token_env {
+                o = o.with_token_env(var)?;
+            }
+            serve_model::serve(&a.checkpoint, o, |addr| {
                 println!("serving {} on http://{addr}/v1", a.checkpoint.display());
-            },
-        ),
+            })
+        }
     }
 }
 
@@ -455,7 +475,7 @@ fn provenance() -> Provenance {
             a
         }
     };
-    let mut args: Vec<String> = std::env::args().map(quote).collect();
+    let mut args: Vec<String> = invocation_args().into_iter().map(quote).collect();
     if let Some(first) = args.first_mut() {
         *first = "autotune".into();
     }
@@ -470,11 +490,150 @@ fn provenance() -> Provenance {
     }
 }
 
-fn open_run_dir(dir: &Path, spec: &CompareSpec) -> Result<RunDirWriter> {
+/// Opens the run directory of a command: takes its lock, starts its journal (or, resuming,
+/// reads it back), records how the command was invoked, and writes `config.toml`.
+fn open_run_dir(dir: &Path, spec: &CompareSpec) -> Result<(RunDirWriter, FileJournal)> {
     let config = RunConfig::resolve(provenance(), spec)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let journal = if resuming() {
+        let (journal, summary) = FileJournal::resume(dir)?;
+        if let Some((offset, what)) = &summary.dropped {
+            eprintln!(
+                "warning: {}: dropped the torn last record at byte offset {offset} ({what})",
+                dir.join(JOURNAL_FILE).display()
+            );
+        }
+        eprintln!(
+            "resuming {}: {} journaled results ({} teacher demonstrations) to replay",
+            dir.display(),
+            summary.records,
+            summary.teacher_prompts
+        );
+        journal
+    } else {
+        let journal = FileJournal::create(dir)?;
+        let inv = Invocation {
+            format: INVOCATION_FORMAT.into(),
+            args: std::env::args().collect(),
+            cwd: std::env::current_dir()
+                .context("reading the current directory")?
+                .display()
+                .to_string(),
+        };
+        write_synced(
+            &dir.join(INVOCATION_FILE),
+            &serde_json::to_string_pretty(&inv)?,
+        )?;
+        journal
+    };
     let writer = RunDirWriter::create(dir, &config)
         .with_context(|| format!("creating {}", dir.display()))?;
-    Ok(writer)
+    Ok((writer, journal))
+}
+
+/// Writes `contents` to `path` durably (temporary file, sync, rename).
+fn write_synced(path: &Path, contents: &str) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut f =
+        std::fs::File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    std::io::Write::write_all(&mut f, contents.as_bytes())
+        .and_then(|_| f.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Prints what a resumed command replayed and what it did anew.
+fn journal_summary(journal: &FileJournal) {
+    if resuming() {
+        eprintln!(
+            "resumed: {} results replayed from the journal, {} new ones journaled",
+            journal.replayed(),
+            journal.appended()
+        );
+    }
+}
+
+/// `DIR/invocation.json`: how the command of a run directory was invoked, for `resume`.
+const INVOCATION_FILE: &str = "invocation.json";
+const INVOCATION_FORMAT: &str = "autotune-invocation-v1";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Invocation {
+    format: String,
+    /// The command line (the program first).
+    args: Vec<String>,
+    /// The directory it was run from (relative paths in `args` are relative to it).
+    cwd: String,
+}
+
+/// The command line being resumed (set once by `resume`).
+static RESUMED: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+fn resuming() -> bool {
+    RESUMED.get().is_some()
+}
+
+/// The command line of this run: the resumed one, or this process's.
+fn invocation_args() -> Vec<String> {
+    RESUMED
+        .get()
+        .cloned()
+        .unwrap_or_else(|| std::env::args().collect())
+}
+
+fn cmd_resume(a: ResumeArgs) -> Result<()> {
+    let dir = std::fs::canonicalize(&a.dir)
+        .with_context(|| format!("{}: no such run directory", a.dir.display()))?;
+    let path = dir.join(INVOCATION_FILE);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: cannot read it; only run directories of `run`, `compare` and `demo` can be resumed",
+            path.display()
+        )
+    })?;
+    let inv: Invocation = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not an invocation record", path.display()))?;
+    if inv.format != INVOCATION_FORMAT {
+        bail!(
+            "{}: format `{}`, expected `{INVOCATION_FORMAT}`",
+            path.display(),
+            inv.format
+        );
+    }
+    let cli = Cli::try_parse_from(&inv.args).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: the recorded command line does not parse: {e}",
+            path.display()
+        )
+    })?;
+    std::env::set_current_dir(&inv.cwd).with_context(|| {
+        format!(
+            "{}: the run's working directory {} (its relative paths start there)",
+            path.display(),
+            inv.cwd
+        )
+    })?;
+    RESUMED
+        .set(inv.args.clone())
+        .map_err(|_| anyhow::anyhow!("resume runs once per process"))?;
+    match cli.cmd {
+        Cmd::Run(mut r) => {
+            r.out = dir;
+            cmd_run(r)
+        }
+        Cmd::Compare(mut c) => {
+            c.out = Some(dir);
+            cmd_compare(c)
+        }
+        Cmd::Demo(mut d) => {
+            d.out = dir;
+            cmd_demo(d)
+        }
+        _ => bail!(
+            "{}: only `run`, `compare` and `demo` can be resumed",
+            path.display()
+        ),
+    }
 }
 
 /// Draws the report of `dir`; a failure to draw is a warning, the results are already safe.
@@ -559,14 +718,20 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         budget: spec.budget.clone(),
         stop_at_eps: spec.stop_at_eps,
     };
-    let writer = open_run_dir(&a.out, &cspec)?;
+    let (writer, journal) = open_run_dir(&a.out, &cspec)?;
     let progress = Progress::new(1);
     let start = std::time::Instant::now();
-    let (res, art) = run_one_full(&spec, |r| {
-        writer.record(r);
-        progress.record(r);
-    })?;
+    let (res, art) = run_one_full(
+        &spec,
+        |r| {
+            writer.record(r);
+            progress.record(r);
+        },
+        Some(&journal),
+    )?;
     progress.finish();
+    journal.sync()?;
+    journal_summary(&journal);
     if let Some(path) = &a.export_sft {
         let examples: Vec<_> = art
             .demos
@@ -624,7 +789,7 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             &art.model,
             res.summary.phases,
             &pool,
-        );
+        )?;
         let prompts: Vec<autotune_data::RlPrompt> = pool
             .iter()
             .zip(scores)
@@ -692,13 +857,19 @@ fn cmd_run(a: RunArgs) -> Result<()> {
 /// Runs a comparison into the run directory `dir`: metrics as they happen, then the
 /// comparison files, the table on stdout and the report.
 fn run_compare(spec: &CompareSpec, dir: &Path, json: Option<&Path>) -> Result<CompareReport> {
-    let writer = open_run_dir(dir, spec)?;
+    let (writer, journal) = open_run_dir(dir, spec)?;
     let progress = Progress::new(spec.runs()?.len() as u64);
-    let report = compare(spec, &|r| {
-        writer.record(r);
-        progress.record(r);
-    })?;
+    let report = compare(
+        spec,
+        &|r| {
+            writer.record(r);
+            progress.record(r);
+        },
+        Some(&journal),
+    )?;
     progress.finish();
+    journal.sync()?;
+    journal_summary(&journal);
     writer.finish(&report)?;
     print_table(&report);
     println!("total wall time {:.1} s", report.total_wall_seconds);

@@ -28,6 +28,9 @@ pub enum CoreError {
     Teacher(String),
     #[error("student failed: {0}")]
     Student(String),
+    /// The run journal cannot be written, or a resumed run does not follow it.
+    #[error("journal: {0}")]
+    Journal(String),
 }
 
 pub type Result<T, E = CoreError> = std::result::Result<T, E>;

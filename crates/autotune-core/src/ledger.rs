@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Demo, FitStats, Policy, Prompt, Result, Student, Task, Trace};
+use crate::journal::{verdicts_from_str, verdicts_to_string, Entry, Journal};
+use crate::{CoreError, Demo, FitStats, Policy, Prompt, Result, Student, Task, Trace};
 
 /// Every cost a run pays. Counted only by [`Metered`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -114,6 +115,11 @@ pub struct Metered<'a> {
     ledger: Ledger,
     start: Instant,
     excluded: Duration,
+    /// Time the replayed calls took when they were made.
+    replayed: Duration,
+    journal: Option<(&'a dyn Journal, String)>,
+    /// The number of the next journaled call.
+    seq: u64,
 }
 
 impl<'a> Metered<'a> {
@@ -123,6 +129,64 @@ impl<'a> Metered<'a> {
             ledger: Ledger::default(),
             start: Instant::now(),
             excluded: Duration::ZERO,
+            replayed: Duration::ZERO,
+            journal: None,
+            seq: 0,
+        }
+    }
+
+    /// Journals every expensive result in stream `run` of `journal`, and replays what the
+    /// stream already holds (a resumed run).
+    pub fn with_journal(mut self, journal: &'a dyn Journal, run: String) -> Self {
+        self.journal = Some((journal, run));
+        self
+    }
+
+    /// The recorded result of the next journaled call if the journal holds it, after checking
+    /// that it is the call the run makes now (`op` on prompts `ids`).
+    fn replay(&mut self, op: &str, ids: &[u64]) -> Result<Replay> {
+        let Some((journal, run)) = &self.journal else {
+            return Ok(Replay::Off);
+        };
+        let seq = self.seq;
+        self.seq += 1;
+        let Some(entry) = journal.take(run, seq) else {
+            return Ok(Replay::Live(seq));
+        };
+        let recorded: Option<&[u64]> = match &entry {
+            Entry::Teach { ids, .. } | Entry::Generate { ids, .. } | Entry::Verify { ids, .. } => {
+                Some(ids)
+            }
+            Entry::Fit { .. } => None,
+        };
+        if entry.op() != op || recorded.is_some_and(|r| r != ids) {
+            let on = |n: Option<usize>| n.map_or(String::new(), |n| format!(" on {n} prompts"));
+            return Err(CoreError::Journal(format!(
+                "run {run}, record {seq}: the journal holds `{}`{}, but the run now makes `{op}`{}; \
+                 the run no longer follows its journal (were the code, the input files or the \
+                 parameters changed?)",
+                entry.op(),
+                on(recorded.map(<[u64]>::len)),
+                on((op != "fit").then_some(ids.len())),
+            )));
+        }
+        let secs = match &entry {
+            Entry::Teach { secs, .. }
+            | Entry::Generate { secs, .. }
+            | Entry::Verify { secs, .. }
+            | Entry::Fit { secs, .. } => *secs,
+        };
+        if secs.is_finite() && secs > 0.0 {
+            self.replayed += Duration::from_secs_f64(secs);
+        }
+        Ok(Replay::Recorded(entry))
+    }
+
+    /// Appends the result of call `seq` (made live) to the journal.
+    fn record(&self, seq: u64, entry: &Entry) -> Result<()> {
+        match &self.journal {
+            Some((journal, run)) => journal.append(run, seq, entry),
+            None => Ok(()),
         }
     }
 
@@ -135,20 +199,49 @@ impl<'a> Metered<'a> {
         if prompts.is_empty() {
             return Ok(Vec::new());
         }
-        let teacher = self.task.teacher();
-        let before = teacher.api_usage();
-        let traces = teacher.demonstrate_batch(&prompts)?;
-        if let (Some(b), Some(a)) = (before, teacher.api_usage()) {
-            let d = a.since(b);
-            self.ledger.teacher_cache_hits += d.cache_hits;
-            self.charge(d);
-        }
+        let ids: Vec<u64> = prompts.iter().map(|p| p.id).collect();
+        let (traces, usage) = match self.replay("teach", &ids)? {
+            Replay::Recorded(Entry::Teach { traces, api, .. }) => (traces, api),
+            replay => {
+                let teacher = self.task.teacher();
+                let t0 = Instant::now();
+                let before = teacher.api_usage();
+                let traces = teacher.demonstrate_batch(&prompts)?;
+                let usage = before.zip(teacher.api_usage()).map(|(b, a)| a.since(b));
+                if traces.len() != prompts.len() {
+                    return Err(crate::CoreError::Teacher(format!(
+                        "teacher returned {} traces for {} prompts",
+                        traces.len(),
+                        prompts.len()
+                    )));
+                }
+                if let Replay::Live(seq) = replay {
+                    let entry = Entry::Teach {
+                        ids,
+                        traces,
+                        api: usage,
+                        secs: t0.elapsed().as_secs_f64(),
+                    };
+                    self.record(seq, &entry)?;
+                    let Entry::Teach { traces, .. } = entry else {
+                        unreachable!()
+                    };
+                    (traces, usage)
+                } else {
+                    (traces, usage)
+                }
+            }
+        };
         if traces.len() != prompts.len() {
-            return Err(crate::CoreError::Teacher(format!(
-                "teacher returned {} traces for {} prompts",
+            return Err(CoreError::Journal(format!(
+                "a teach record holds {} traces for {} prompts",
                 traces.len(),
                 prompts.len()
             )));
+        }
+        if let Some(d) = usage {
+            self.ledger.teacher_cache_hits += d.cache_hits;
+            self.charge(d);
         }
         self.ledger.teacher_calls += prompts.len() as u64;
         self.ledger.teacher_tokens += traces.iter().map(|t| t.len() as u64).sum::<u64>();
@@ -167,14 +260,8 @@ impl<'a> Metered<'a> {
     }
 
     /// Greedy generations of `policy`.
-    pub fn generate(&mut self, policy: &dyn Policy, prompts: &[Prompt]) -> Vec<Trace> {
-        let before = policy.api_usage();
-        let traces = policy.generate_batch(prompts);
-        if let (Some(b), Some(a)) = (before, policy.api_usage()) {
-            self.charge(a.since(b));
-        }
-        self.count_generations(&traces);
-        traces
+    pub fn generate(&mut self, policy: &dyn Policy, prompts: &[Prompt]) -> Result<Vec<Trace>> {
+        self.policy_call(policy, prompts, |p| p.generate_batch(prompts))
     }
 
     /// Sampled generations of `policy`.
@@ -184,31 +271,137 @@ impl<'a> Metered<'a> {
         prompts: &[Prompt],
         temperature: f64,
         seed: u64,
-    ) -> Vec<Trace> {
-        let before = policy.api_usage();
-        let traces = policy.sample_batch(prompts, temperature, seed);
-        if let (Some(b), Some(a)) = (before, policy.api_usage()) {
-            self.charge(a.since(b));
-        }
-        self.count_generations(&traces);
-        traces
+    ) -> Result<Vec<Trace>> {
+        self.policy_call(policy, prompts, |p| {
+            p.sample_batch(prompts, temperature, seed)
+        })
     }
 
-    fn count_generations(&mut self, traces: &[Trace]) {
+    /// A generation call: journaled (and replayed) for remote policies, whose calls are paid
+    /// and not reproducible; made again on resume for in-process ones.
+    fn policy_call(
+        &mut self,
+        policy: &dyn Policy,
+        prompts: &[Prompt],
+        call: impl FnOnce(&dyn Policy) -> Vec<Trace>,
+    ) -> Result<Vec<Trace>> {
+        let before = policy.api_usage();
+        let replay = if before.is_some() {
+            let ids: Vec<u64> = prompts.iter().map(|p| p.id).collect();
+            self.replay("generate", &ids)?
+        } else {
+            Replay::Off
+        };
+        let (traces, usage) = match replay {
+            Replay::Recorded(Entry::Generate { traces, api, .. }) => (traces, api),
+            replay => {
+                let t0 = Instant::now();
+                let traces = call(policy);
+                let usage = before.zip(policy.api_usage()).map(|(b, a)| a.since(b));
+                if let Replay::Live(seq) = replay {
+                    let entry = Entry::Generate {
+                        ids: prompts.iter().map(|p| p.id).collect(),
+                        traces,
+                        api: usage,
+                        secs: t0.elapsed().as_secs_f64(),
+                    };
+                    self.record(seq, &entry)?;
+                    let Entry::Generate { traces, .. } = entry else {
+                        unreachable!()
+                    };
+                    (traces, usage)
+                } else {
+                    (traces, usage)
+                }
+            }
+        };
+        if let Some(d) = usage {
+            self.charge(d);
+        }
         self.ledger.student_generations += traces.len() as u64;
         self.ledger.student_tokens += traces.iter().map(|t| t.len() as u64).sum::<u64>();
+        Ok(traces)
     }
 
     /// Verifier verdicts on the answers of `traces`.
-    pub fn verify(&mut self, prompts: &[Prompt], traces: &[Trace]) -> Vec<bool> {
-        let answers: Vec<&[crate::Token]> = traces.iter().map(Trace::answer).collect();
+    pub fn verify(&mut self, prompts: &[Prompt], traces: &[Trace]) -> Result<Vec<bool>> {
+        let ids: Vec<u64> = prompts.iter().map(|p| p.id).collect();
+        let verdicts = match self.replay("verify", &ids)? {
+            Replay::Recorded(Entry::Verify { verdicts, .. }) => verdicts_from_str(&verdicts)
+                .filter(|v| v.len() == prompts.len())
+                .ok_or_else(|| {
+                    CoreError::Journal(format!(
+                        "a verify record holds `{verdicts}` for {} prompts",
+                        prompts.len()
+                    ))
+                })?,
+            replay => {
+                let t0 = Instant::now();
+                let answers: Vec<&[crate::Token]> = traces.iter().map(Trace::answer).collect();
+                let verdicts = self.task.verifier().verify_batch(prompts, &answers);
+                if let Replay::Live(seq) = replay {
+                    let entry = Entry::Verify {
+                        ids,
+                        verdicts: verdicts_to_string(&verdicts),
+                        secs: t0.elapsed().as_secs_f64(),
+                    };
+                    self.record(seq, &entry)?;
+                }
+                verdicts
+            }
+        };
         self.ledger.verifier_calls += prompts.len() as u64;
-        self.task.verifier().verify_batch(prompts, &answers)
+        Ok(verdicts)
     }
 
-    /// Trains `student` on `demos`.
-    pub fn fit(&mut self, student: &mut dyn Student, demos: &[Demo]) -> Result<FitStats> {
-        let stats = student.fit(demos)?;
+    /// Trains `student` on `demos`. A resumed run restores a student that journals its
+    /// checkpoints from the checkpoint instead of training it again.
+    pub fn fit(&mut self, student: &mut Box<dyn Student>, demos: &[Demo]) -> Result<FitStats> {
+        let stats = match self.replay("fit", &[])? {
+            Replay::Recorded(Entry::Fit {
+                stats,
+                checkpoint: Some(name),
+                ..
+            }) => {
+                let (journal, _) = self.journal.as_ref().expect("replaying from a journal");
+                *student = self.task.load_student(&journal.get_checkpoint(&name)?)?;
+                stats
+            }
+            Replay::Recorded(Entry::Fit { stats, .. }) => {
+                let live = student.fit(demos)?;
+                if live != stats {
+                    return Err(CoreError::Journal(format!(
+                        "a fit gave {live:?} where the journal recorded {stats:?}: the run no \
+                         longer follows its journal"
+                    )));
+                }
+                live
+            }
+            replay => {
+                let t0 = Instant::now();
+                let stats = student.fit(demos)?;
+                if let Replay::Live(seq) = replay {
+                    let (journal, run) = self.journal.as_ref().expect("journaling");
+                    let checkpoint = if student.journal_checkpoints() {
+                        let state = student.save().ok_or_else(|| {
+                            CoreError::Student(
+                                "a student that journals checkpoints could not be saved".into(),
+                            )
+                        })?;
+                        Some(journal.put_checkpoint(run, seq, &state)?)
+                    } else {
+                        None
+                    };
+                    let entry = Entry::Fit {
+                        stats,
+                        checkpoint,
+                        secs: t0.elapsed().as_secs_f64(),
+                    };
+                    self.record(seq, &entry)?;
+                }
+                stats
+            }
+        };
         self.ledger.training_steps += stats.steps;
         self.ledger.training_examples += stats.examples;
         Ok(stats)
@@ -224,14 +417,22 @@ impl<'a> Metered<'a> {
         self.excluded += d;
     }
 
-    /// The ledger now, with wall seconds filled in.
+    /// The ledger now, with wall seconds filled in (replayed calls count the time they took
+    /// when they were made).
     pub fn snapshot(&self) -> Ledger {
         let mut l = self.ledger.clone();
-        l.wall_seconds = self
-            .start
-            .elapsed()
-            .saturating_sub(self.excluded)
-            .as_secs_f64();
+        l.wall_seconds =
+            (self.start.elapsed().saturating_sub(self.excluded) + self.replayed).as_secs_f64();
         l
     }
+}
+
+/// What the journal says of the next call.
+enum Replay {
+    /// No journal: make the call.
+    Off,
+    /// The journal does not hold the call: make it and append it as record `seq`.
+    Live(u64),
+    /// The recorded result.
+    Recorded(Entry),
 }

@@ -11,6 +11,7 @@
 //! Every expensive interface takes a batch so that implementations may run it in parallel.
 
 mod error;
+mod journal;
 mod ledger;
 mod params;
 mod rng;
@@ -18,6 +19,7 @@ mod traits;
 mod types;
 
 pub use error::{CoreError, Result};
+pub use journal::{verdicts_from_str, verdicts_to_string, Entry, Journal};
 pub use ledger::{ApiUsage, Ledger, Metered};
 pub use params::{ParamSpec, Params};
 pub use rng::{stream_rng, stream_seed, Rng};

@@ -64,6 +64,15 @@ pub trait Student: Policy {
     fn save(&self) -> Option<String> {
         None
     }
+
+    /// Whether a journaled run keeps a checkpoint after every fit of this student, so that a
+    /// resumed run restores it instead of training again. For students whose training is
+    /// expensive; [`Student::save`] and [`Task::load_student`] must then give back the exact
+    /// state (weights, optimiser, random streams, replay buffer). Cheap students are trained
+    /// again on resume (deterministic under the seed).
+    fn journal_checkpoints(&self) -> bool {
+        false
+    }
 }
 
 /// Prompts `x ~ D`: a finite pool or an endless generator.

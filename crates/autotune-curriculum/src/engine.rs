@@ -1,8 +1,8 @@
 //! The loop of the spec: Test, Filter, Update, phase after phase.
 
 use autotune_core::{
-    stream_rng, stream_seed, CoreError, Demo, FitStats, Ledger, Metered, Prompt, Rng, Task, Token,
-    Trace,
+    stream_rng, stream_seed, CoreError, Demo, FitStats, Journal, Ledger, Metered, Prompt, Rng,
+    Task, Token, Trace,
 };
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -139,18 +139,18 @@ pub fn score_prompts(
     model: &Model,
     phase: usize,
     prompts: &[Prompt],
-) -> Vec<PromptScore> {
+) -> Result<Vec<PromptScore>, CurriculumError> {
     let budget = Budget::default();
     let mut e = Engine::new(task, cfg, eps, seed, &budget);
     let max_rank = e.max_rank(model);
-    e.score(model, phase, prompts)
+    Ok(e.score(model, phase, prompts)?
         .into_iter()
         .map(|s| PromptScore {
             rank: s.rank,
             max_rank,
             weight: s.accept,
         })
-        .collect()
+        .collect())
 }
 
 /// Runs the curriculum `cfg` on `task` for target error `eps`.
@@ -162,10 +162,28 @@ pub fn run_curriculum(
     budget: &Budget,
     observer: &mut dyn Observer,
 ) -> Result<Outcome, CurriculumError> {
+    run_curriculum_journaled(task, cfg, eps, seed, budget, observer, None)
+}
+
+/// [`run_curriculum`] with every expensive result journaled in stream `run` of `journal`
+/// (and replayed from it where it already holds them: a resumed run).
+pub fn run_curriculum_journaled(
+    task: &dyn Task,
+    cfg: &StrategyConfig,
+    eps: f64,
+    seed: u64,
+    budget: &Budget,
+    observer: &mut dyn Observer,
+    journal: Option<(&dyn Journal, String)>,
+) -> Result<Outcome, CurriculumError> {
     if !(eps > 0.0 && eps < 1.0) {
         return Err(CoreError::Invalid(format!("eps must be in (0, 1), got {eps}")).into());
     }
-    Engine::new(task, cfg, eps, seed, budget).run(observer)
+    let mut engine = Engine::new(task, cfg, eps, seed, budget);
+    if let Some((journal, run)) = journal {
+        engine.meter = Metered::new(task).with_journal(journal, run);
+    }
+    engine.run(observer)
 }
 
 impl<'a> Engine<'a> {
@@ -223,7 +241,7 @@ impl<'a> Engine<'a> {
                 n = n.clamp(8, 4096).min((certificate - since_accept).max(8));
                 let cands = source.draw(n as usize)?;
                 self.meter.count_drawn(cands.len());
-                let scores = self.score(&model, phase, &cands);
+                let scores = self.score(&model, phase, &cands)?;
                 for (c, s) in cands.into_iter().zip(scores) {
                     if let Some(r) = s.rank {
                         if hist.len() <= max_rank {
@@ -372,7 +390,12 @@ impl<'a> Engine<'a> {
     }
 
     /// Test: rank every candidate with the current model, and weigh it by the mask.
-    fn score(&mut self, model: &Model, phase: usize, cands: &[Prompt]) -> Vec<Score> {
+    fn score(
+        &mut self,
+        model: &Model,
+        phase: usize,
+        cands: &[Prompt],
+    ) -> Result<Vec<Score>, CurriculumError> {
         let untested = || {
             (0..cands.len())
                 .map(|_| Score {
@@ -384,13 +407,13 @@ impl<'a> Engine<'a> {
         };
         if model.is_empty() {
             // Nothing to test yet: every prompt is accepted.
-            return untested();
+            return Ok(untested());
         }
-        match self.cfg.mask {
+        Ok(match self.cfg.mask {
             // Non-adaptive: no test, every prompt accepted.
             Mask::Uniform => untested(),
             Mask::ZeroVariance { k, temperature } | Mask::Learnability { k, temperature } => {
-                let passes = self.pass_counts(model, cands, k, temperature);
+                let passes = self.pass_counts(model, cands, k, temperature)?;
                 passes
                     .into_iter()
                     .map(|p| Score {
@@ -407,7 +430,7 @@ impl<'a> Engine<'a> {
                     .collect()
             }
             Mask::Counterexample | Mask::BoostByMajority { .. } | Mask::FilterBoost { .. } => {
-                let verdicts = self.member_verdicts(model, cands);
+                let verdicts = self.member_verdicts(model, cands)?;
                 verdicts
                     .into_iter()
                     .map(|v| {
@@ -446,7 +469,7 @@ impl<'a> Engine<'a> {
                     })
                     .collect()
             }
-        }
+        })
     }
 
     /// Per candidate, per member: (verdict on the member's greedy answer, the member's vote
@@ -456,17 +479,17 @@ impl<'a> Engine<'a> {
         &mut self,
         model: &Model,
         cands: &[Prompt],
-    ) -> Vec<Vec<(bool, f64, Vec<Token>)>> {
+    ) -> Result<Vec<Vec<(bool, f64, Vec<Token>)>>, CurriculumError> {
         let mut out: Vec<Vec<(bool, f64, Vec<Token>)>> =
             vec![Vec::with_capacity(model.len()); cands.len()];
         for (student, alpha) in model.members() {
-            let traces = self.meter.generate(student, cands);
-            let verdicts = self.meter.verify(cands, &traces);
+            let traces = self.meter.generate(student, cands)?;
+            let verdicts = self.meter.verify(cands, &traces)?;
             for ((o, v), t) in out.iter_mut().zip(verdicts).zip(traces) {
                 o.push((v, alpha, t.answer().to_vec()));
             }
         }
-        out
+        Ok(out)
     }
 
     /// Per candidate: how many of `k` samples of the single model the verifier accepts.
@@ -476,19 +499,19 @@ impl<'a> Engine<'a> {
         cands: &[Prompt],
         k: usize,
         temperature: f64,
-    ) -> Vec<usize> {
+    ) -> Result<Vec<usize>, CurriculumError> {
         let mut passes = vec![0usize; cands.len()];
         for (student, _) in model.members() {
             for _ in 0..k {
                 let seed = stream_seed(self.seed, "sample").wrapping_add(self.sample_calls);
                 self.sample_calls += 1;
-                let traces: Vec<Trace> = self.meter.sample(student, cands, temperature, seed);
-                for (p, v) in passes.iter_mut().zip(self.meter.verify(cands, &traces)) {
+                let traces: Vec<Trace> = self.meter.sample(student, cands, temperature, seed)?;
+                for (p, v) in passes.iter_mut().zip(self.meter.verify(cands, &traces)?) {
                     *p += usize::from(v);
                 }
             }
         }
-        passes
+        Ok(passes)
     }
 
     /// Update: train the single model, or a new member (and measure its edge).
@@ -504,7 +527,7 @@ impl<'a> Engine<'a> {
                 let student = slot.get_or_insert_with(|| {
                     self.task.new_student(stream_seed(self.seed, "student"))
                 });
-                let fit = self.meter.fit(student.as_mut(), new)?;
+                let fit = self.meter.fit(student, new)?;
                 Ok((fit, None, true))
             }
             Model::Ensemble(members) => {
@@ -517,15 +540,15 @@ impl<'a> Engine<'a> {
                 } else {
                     new
                 };
-                let fit = self.meter.fit(student.as_mut(), data)?;
+                let fit = self.meter.fit(&mut student, data)?;
                 if let Mask::FilterBoost { .. } = self.cfg.mask {
                     if edge_set.is_empty() {
                         return Ok((fit, None, false));
                     }
-                    let traces = self.meter.generate(student.as_ref(), edge_set);
+                    let traces = self.meter.generate(student.as_ref(), edge_set)?;
                     let errors = self
                         .meter
-                        .verify(edge_set, &traces)
+                        .verify(edge_set, &traces)?
                         .iter()
                         .filter(|v| !**v)
                         .count();

@@ -10,8 +10,8 @@ mod strategy;
 pub mod weights;
 
 pub use engine::{
-    run_curriculum, score_prompts, Budget, Control, NoObserver, Observer, Outcome, PhaseReport,
-    PromptScore, StopReason,
+    run_curriculum, run_curriculum_journaled, score_prompts, Budget, Control, NoObserver, Observer,
+    Outcome, PhaseReport, PromptScore, StopReason,
 };
 pub use model::{plurality, Member, Model};
 pub use strategy::{

@@ -1,12 +1,13 @@
 //! Comparisons: every (strategy, eps, seed) run, aggregated over seeds, with scaling fits.
 
-use autotune_core::{ParamSpec, Params};
+use autotune_core::{Journal, ParamSpec, Params};
 use autotune_curriculum::{strategy_info, Budget, StopReason};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    fit_linear, run_one, ExperimentError, LinearFit, MetricRecord, RunResult, RunSpec, RunSummary,
+    fit_linear, run_one_full, ExperimentError, LinearFit, MetricRecord, RunResult, RunSpec,
+    RunSummary,
 };
 
 /// A comparison: strategies x eps values x seeds on one task.
@@ -239,12 +240,13 @@ fn fits(results: &[Aggregate], strategies: &[String]) -> Vec<StrategyFit> {
 pub fn compare(
     spec: &CompareSpec,
     on_record: &(dyn Fn(&MetricRecord) + Sync),
+    journal: Option<&dyn Journal>,
 ) -> Result<CompareReport, ExperimentError> {
     let start = std::time::Instant::now();
     let specs = spec.runs()?;
     let runs: Vec<RunResult> = specs
         .par_iter()
-        .map(|r| run_one(r, on_record))
+        .map(|r| run_one_full(r, on_record, journal).map(|(r, _)| r))
         .collect::<Result<_, ExperimentError>>()?;
     Ok(report_from_runs(spec, runs, start.elapsed().as_secs_f64()))
 }

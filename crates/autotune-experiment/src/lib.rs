@@ -8,6 +8,7 @@
 mod compare;
 mod eval;
 mod fit;
+mod journal;
 mod metrics;
 mod run;
 mod rundir;
@@ -19,8 +20,14 @@ pub use compare::{
 };
 pub use eval::{Evaluation, HeldOut};
 pub use fit::{fit_linear, LinearFit};
+pub use journal::{
+    lock_run_dir, parse_journal, FileJournal, JournalRecord, JournalSummary, CHECKPOINT_DIR,
+    JOURNAL_FILE, LOCK_FILE, MAX_RECORD_BYTES,
+};
 pub use metrics::{EndRecord, EvalRecord, MetricRecord, PhaseRecord, RunKey};
-pub use run::{run_one, run_one_full, Checkpoint, RunArtifacts, RunResult, RunSpec, RunSummary};
+pub use run::{
+    journal_stream, run_one, run_one_full, Checkpoint, RunArtifacts, RunResult, RunSpec, RunSummary,
+};
 pub use rundir::{
     pretty_json, LedgerFile, Provenance, ResolvedStrategy, ResolvedTask, RunConfig, RunDirWriter,
     RunLedger, COMPARISON_JSON, COMPARISON_MD, CONFIG_FILE, LEDGER_FILE, METRICS_FILE, REPORT_HTML,
@@ -41,10 +48,11 @@ pub enum ExperimentError {
     Core(#[from] autotune_core::CoreError),
     #[error("invalid experiment: {0}")]
     Invalid(String),
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// An I/O error, shown with its cause (kept out of the error chain, so it prints once).
+    #[error("{path}: {error}")]
+    Io { path: String, error: std::io::Error },
+    /// A run directory that cannot be used as asked (locked, holding another run, a corrupt
+    /// journal); the message names the file and, for corruption, the byte offset.
+    #[error("{0}")]
+    RunDir(String),
 }

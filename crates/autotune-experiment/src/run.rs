@@ -1,9 +1,9 @@
 //! One run: one task instance, one strategy, one target eps, one seed.
 
-use autotune_core::{Ledger, Params, Task};
+use autotune_core::{Journal, Ledger, Params, Task};
 use autotune_curriculum::{
-    build_strategy, run_curriculum, Budget, Control, Model, Observer, PhaseReport, StopReason,
-    StrategyConfig,
+    build_strategy, run_curriculum_journaled, Budget, Control, Model, Observer, PhaseReport,
+    StopReason, StrategyConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -133,7 +133,7 @@ pub fn run_one(
     spec: &RunSpec,
     on_record: impl FnMut(&MetricRecord),
 ) -> Result<RunResult, ExperimentError> {
-    run_one_full(spec, on_record).map(|(r, _)| r)
+    run_one_full(spec, on_record, None).map(|(r, _)| r)
 }
 
 /// What a run leaves besides its measurements: the task instance, the output model and every
@@ -144,10 +144,17 @@ pub struct RunArtifacts {
     pub demos: Vec<autotune_core::Demo>,
 }
 
-/// [`run_one`], keeping the run's artifacts.
+/// The name of a run's stream in a journal.
+pub fn journal_stream(spec: &RunSpec) -> String {
+    format!("{}/{}/{}", spec.strategy, spec.eps, spec.seed)
+}
+
+/// [`run_one`], keeping the run's artifacts; with a journal, every expensive result is
+/// journaled (and what the journal already holds is replayed: a resumed run).
 pub fn run_one_full(
     spec: &RunSpec,
     on_record: impl FnMut(&MetricRecord),
+    journal: Option<&dyn Journal>,
 ) -> Result<(RunResult, RunArtifacts), ExperimentError> {
     if !(spec.eps > 0.0 && spec.eps < 1.0) {
         return Err(ExperimentError::Invalid(format!(
@@ -180,13 +187,14 @@ pub fn run_one_full(
         reached: None,
         on_record,
     };
-    let outcome = run_curriculum(
+    let outcome = run_curriculum_journaled(
         task.as_ref(),
         &cfg,
         spec.eps,
         spec.seed,
         &spec.budget,
         &mut obs,
+        journal.map(|j| (j, journal_stream(spec))),
     )?;
     let final_error = obs.heldout.error(task.as_ref(), &outcome.model);
     let reached = obs.reached.map(|i| &obs.checkpoints[i]);

@@ -127,9 +127,9 @@ pub struct LedgerFile {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExperimentError + '_ {
-    move |source| ExperimentError::Io {
+    move |error| ExperimentError::Io {
         path: path.display().to_string(),
-        source,
+        error,
     }
 }
 

@@ -46,7 +46,7 @@ fn run_dir() -> (tempfile::TempDir, PathBuf) {
     )
     .unwrap();
     let w = RunDirWriter::create(&dir, &cfg).unwrap();
-    let report = compare(&s, &|r| w.record(r)).unwrap();
+    let report = compare(&s, &|r| w.record(r), None).unwrap();
     w.finish(&report).unwrap();
     (tmp, dir)
 }
