@@ -12,7 +12,16 @@
 //! `{"slot", "version", "student"}` (the student's saved state) installs a student that is
 //! then served as model `NAME/SLOT@vVERSION`, as a trainer syncs its weights to its rollout
 //! engine. A request for another version of a slot is refused (409), so a generation never
-//! comes from stale weights.
+//! comes from stale weights. Versions of a slot only go up: a push of an older version (a
+//! late or replayed request) is refused with 409, and a push of the current version is
+//! accepted again only with the same weights (a retried push whose answer was lost), so a
+//! slot's version always names one set of weights.
+//!
+//! Limits and security, as `autotune serve`: binds 127.0.0.1 by default; `--allow-load` is
+//! off by default; request bodies over [`DEFAULT_MAX_BODY_BYTES`] (pushes: over
+//! [`DEFAULT_MAX_LOAD_BYTES`]) get 413; with a token (`--token-env VAR`), every route but
+//! `/healthz` needs `Authorization: Bearer TOKEN` (401 otherwise). Errors are OpenAI-shaped:
+//! `{"error": {"message", "type"}}`. The token is never logged.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -21,23 +30,98 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use autotune_core::{Prompt, Student, Task};
 pub use autotune_tasks::checkpoint::{Checkpoint, CHECKPOINT_FORMAT};
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-/// Pushed students: slot -> (version, student).
-type Slots = std::collections::HashMap<String, (u64, Arc<dyn Student>)>;
+/// Largest request body but a weight push: 8 MiB (as `autotune serve`).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+/// Largest weight push (`POST /v1/admin/load`): 256 MiB.
+pub const DEFAULT_MAX_LOAD_BYTES: usize = 256 << 20;
+
+/// Everything `autotune serve-model` can set but the checkpoint.
+#[derive(Clone)]
+pub struct ServeOptions {
+    /// Address to bind (`127.0.0.1:8000` by default: loopback only).
+    pub addr: SocketAddr,
+    /// Model name in the API (default: the checkpoint's file stem).
+    pub name: Option<String>,
+    /// Take pushed weights (`POST /v1/admin/load`); off by default.
+    pub allow_load: bool,
+    /// Bearer token required on every route but `/healthz` (none: no authentication).
+    pub token: Option<String>,
+    /// Largest request body (413 beyond), weight pushes excepted.
+    pub max_body_bytes: usize,
+    /// Largest weight push (413 beyond).
+    pub max_load_bytes: usize,
+}
+
+impl std::fmt::Debug for ServeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeOptions")
+            .field("addr", &self.addr)
+            .field("name", &self.name)
+            .field("allow_load", &self.allow_load)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("max_load_bytes", &self.max_load_bytes)
+            .finish()
+    }
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            name: None,
+            allow_load: false,
+            token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_load_bytes: DEFAULT_MAX_LOAD_BYTES,
+        }
+    }
+}
+
+impl ServeOptions {
+    /// Reads the bearer token from the environment variable `var` (`--token-env VAR`).
+    pub fn with_token_env(mut self, var: &str) -> Result<Self> {
+        match std::env::var(var) {
+            Ok(t) if !t.trim().is_empty() => {
+                self.token = Some(t.trim().to_string());
+                Ok(self)
+            }
+            _ => anyhow::bail!("bearer token: environment variable `{var}` is not set or empty"),
+        }
+    }
+}
+
+/// A student pushed to a slot.
+struct Pushed {
+    version: u64,
+    student: Arc<dyn Student>,
+    /// Hash of the pushed state, to tell a retried push from other weights.
+    digest: u64,
+}
+
+/// Pushed students by slot.
+type Slots = std::collections::HashMap<String, Pushed>;
 
 struct Model {
     name: String,
     task: Box<dyn Task>,
     student: Box<dyn Student>,
     allow_load: bool,
-    /// Students pushed by trainers: slot -> (version, student).
+    token: Option<String>,
+    max_body_bytes: usize,
+    max_load_bytes: usize,
+    /// Students pushed by trainers.
     slots: std::sync::RwLock<Slots>,
 }
 
@@ -97,8 +181,8 @@ fn complete(m: &Model, req: ChatRequest) -> Response {
             };
             let slots = m.slots.read().unwrap_or_else(|e| e.into_inner());
             match slots.get(slot) {
-                Some((v, s)) if *v == version => Some(s.clone()),
-                Some((v, _)) => {
+                Some(p) if p.version == version => Some(p.student.clone()),
+                Some(Pushed { version: v, .. }) => {
                     return error(
                         StatusCode::CONFLICT,
                         format!("slot `{slot}` holds version {v}, not {version}"),
@@ -182,7 +266,22 @@ fn complete(m: &Model, req: ChatRequest) -> Response {
     .into_response()
 }
 
-async fn chat(State(m): State<Arc<Model>>, body: axum::body::Bytes) -> Response {
+/// The JSON error for a body too large (413) or unreadable (400).
+fn rejection(e: BytesRejection) -> Response {
+    let status = e.status();
+    let kind = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        "payload_too_large"
+    } else {
+        "invalid_request_error"
+    };
+    error(status, e.body_text(), kind)
+}
+
+async fn chat(State(m): State<Arc<Model>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return rejection(e),
+    };
     let req: ChatRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -228,6 +327,47 @@ fn load(m: &Model, body: &[u8]) -> Response {
             "invalid_request_error",
         );
     }
+    let digest = {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        req.student.hash(&mut h);
+        h.finish()
+    };
+    let served = format!("{}/{}@v{}", m.name, req.slot, req.version);
+    // Versions only go up, and a version names one set of weights: an older push (late or
+    // replayed) is refused, the same push again (a retry whose answer was lost) is answered
+    // as the first was. Checked before the (slow) load and again under the write lock.
+    let check = |slots: &Slots| -> Option<Response> {
+        let cur = slots.get(&req.slot)?;
+        if req.version < cur.version {
+            Some(error(
+                StatusCode::CONFLICT,
+                format!(
+                    "slot `{}` holds version {}; version {} is older and was not installed",
+                    req.slot, cur.version, req.version
+                ),
+                "stale_version",
+            ))
+        } else if req.version == cur.version {
+            Some(if cur.digest == digest {
+                Json(json!({"model": served, "unchanged": true})).into_response()
+            } else {
+                error(
+                    StatusCode::CONFLICT,
+                    format!(
+                        "slot `{}` already holds other weights as version {}; push a new version",
+                        req.slot, req.version
+                    ),
+                    "version_taken",
+                )
+            })
+        } else {
+            None
+        }
+    };
+    if let Some(r) = check(&m.slots.read().unwrap_or_else(|e| e.into_inner())) {
+        return r;
+    }
     let student = match m.task.load_student(&req.student) {
         Ok(s) => s,
         Err(e) => {
@@ -238,14 +378,26 @@ fn load(m: &Model, body: &[u8]) -> Response {
             )
         }
     };
-    m.slots
-        .write()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(req.slot.clone(), (req.version, Arc::from(student)));
-    Json(json!({"model": format!("{}/{}@v{}", m.name, req.slot, req.version)})).into_response()
+    let mut slots = m.slots.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = check(&slots) {
+        return r;
+    }
+    slots.insert(
+        req.slot.clone(),
+        Pushed {
+            version: req.version,
+            student: Arc::from(student),
+            digest,
+        },
+    );
+    Json(json!({"model": served})).into_response()
 }
 
-async fn admin_load(State(m): State<Arc<Model>>, body: axum::body::Bytes) -> Response {
+async fn admin_load(State(m): State<Arc<Model>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return rejection(e),
+    };
     match tokio::task::spawn_blocking(move || load(&m, &body)).await {
         Ok(r) => r,
         Err(e) => error(
@@ -256,22 +408,106 @@ async fn admin_load(State(m): State<Arc<Model>>, body: axum::body::Bytes) -> Res
     }
 }
 
+/// The checkpoint's model and every pushed student at its current version.
 async fn models(State(m): State<Arc<Model>>) -> Response {
-    Json(json!({"object": "list", "data": [{"id": m.name, "object": "model", "owned_by": "autotune"}]}))
-        .into_response()
+    let mut data = vec![json!({"id": m.name, "object": "model", "owned_by": "autotune"})];
+    let slots = m.slots.read().unwrap_or_else(|e| e.into_inner());
+    let mut pushed: Vec<String> = slots
+        .iter()
+        .map(|(slot, p)| format!("{}/{slot}@v{}", m.name, p.version))
+        .collect();
+    pushed.sort();
+    data.extend(
+        pushed
+            .into_iter()
+            .map(|id| json!({"id": id, "object": "model", "owned_by": "autotune"})),
+    );
+    Json(json!({"object": "list", "data": data})).into_response()
 }
 
-/// Serves `checkpoint` on `addr` until interrupted; `on_ready` gets the bound address.
+/// Compares in time independent of where the strings differ.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// With a token, every route but `/healthz` needs `Authorization: Bearer TOKEN`; then a body
+/// announced larger than the route's limit is refused (413). Both before any body is read.
+async fn guard(State(m): State<Arc<Model>>, req: Request, next: Next) -> Response {
+    if let Some(token) = &m.token {
+        if req.uri().path() != "/healthz" {
+            let given = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            if !given.is_some_and(|g| same_secret(g.as_bytes(), token.as_bytes())) {
+                let mut r = error(
+                    StatusCode::UNAUTHORIZED,
+                    "missing or wrong bearer token (Authorization: Bearer ...)",
+                    "unauthorized",
+                );
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
+            }
+        }
+    }
+    let limit = if req.uri().path() == "/v1/admin/load" {
+        m.max_load_bytes
+    } else {
+        m.max_body_bytes
+    };
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit as u64) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body larger than {limit} bytes"),
+            "payload_too_large",
+        );
+    }
+    next.run(req).await
+}
+
+fn router(model: Arc<Model>) -> Router {
+    let (max_body_bytes, max_load_bytes) = (model.max_body_bytes, model.max_load_bytes);
+    Router::new()
+        .route("/v1/chat/completions", post(chat))
+        .route("/v1/models", get(models))
+        // The route's own limit replaces the default below.
+        .route(
+            "/v1/admin/load",
+            post(admin_load).layer(DefaultBodyLimit::max(max_load_bytes)),
+        )
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such route: POST /v1/chat/completions, GET /v1/models, POST /v1/admin/load, GET /healthz",
+                "not_found",
+            )
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(model.clone(), guard))
+        .with_state(model)
+}
+
+/// Serves `checkpoint` with `options` until interrupted; `on_ready` gets the bound address.
 pub fn serve(
     checkpoint: &Path,
-    name: Option<String>,
-    allow_load: bool,
-    addr: SocketAddr,
+    options: ServeOptions,
     on_ready: impl FnOnce(SocketAddr),
 ) -> Result<()> {
     let ck = Checkpoint::read(checkpoint)?;
     let (task, student) = ck.load()?;
-    let name = name.unwrap_or_else(|| {
+    let name = options.name.clone().unwrap_or_else(|| {
         checkpoint
             .file_stem()
             .map_or("autotune".into(), |s| s.to_string_lossy().into_owned())
@@ -280,16 +516,14 @@ pub fn serve(
         name,
         task,
         student,
-        allow_load,
+        allow_load: options.allow_load,
+        token: options.token.clone(),
+        max_body_bytes: options.max_body_bytes,
+        max_load_bytes: options.max_load_bytes,
         slots: Default::default(),
     });
-    let app = Router::new()
-        .route("/v1/chat/completions", post(chat))
-        .route("/v1/models", get(models))
-        .route("/v1/admin/load", post(admin_load))
-        .route("/healthz", get(|| async { "ok" }))
-        .layer(DefaultBodyLimit::max(64 << 20))
-        .with_state(model);
+    let app = router(model);
+    let addr = options.addr;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -128,10 +128,8 @@ pub struct RemoteStudent {
     slot: String,
     version: u64,
     client: Option<ChatClient>,
-    /// Usage of the clients of earlier versions.
+    /// Usage of the clients of earlier versions (their pushes included).
     retired: ApiUsage,
-    /// The push (weights upload) requests so far.
-    pushes: u64,
 }
 
 fn api_of(u: autotune_http::Usage) -> ApiUsage {
@@ -154,7 +152,6 @@ impl RemoteStudent {
             version: 0,
             client: None,
             retired: ApiUsage::default(),
-            pushes: 0,
         }
     }
 
@@ -166,44 +163,34 @@ impl RemoteStudent {
             .ok_or_else(|| CoreError::Student("the student cannot be saved".into()))?;
         let body =
             serde_json::json!({"slot": self.slot, "version": self.version, "student": state});
-        let url = format!("{}/admin/load", self.base_url);
-        let resp = ureq::post(&url)
-            .config()
-            .http_status_as_error(false)
-            .build()
-            .header("content-type", "application/json")
-            .send(body.to_string())
-            .map_err(|e| CoreError::Student(format!("pushing weights to {url}: {e}")))?;
-        self.pushes += 1;
-        if resp.status() != 200 {
-            let status = resp.status();
-            let text = resp
-                .into_body()
-                .read_to_string()
-                .unwrap_or_default()
-                .chars()
-                .take(300)
-                .collect::<String>();
-            return Err(CoreError::Student(format!(
-                "pushing weights to {url}: HTTP {status}: {text}"
-            )));
-        }
-        if let Some(old) = self.client.take() {
-            let u = api_of(old.usage());
-            self.retired.requests += u.requests;
-            self.retired.cache_hits += u.cache_hits;
-            self.retired.tokens += u.tokens;
-            self.retired.cost_usd += u.cost_usd;
-        }
+        // The client of the new version pushes it, then generates as it. A push is retried
+        // with the same bytes: the server takes a repeat of the current version's weights as
+        // the first (the answer to the first may have been lost) and refuses older versions,
+        // so a slot never goes back to stale weights.
         let mut cfg = autotune_http::ChatConfig::new(
             self.base_url.clone(),
             format!("{}/{}@v{}", self.model, self.slot, self.version),
         );
         cfg.temperature = 0.0;
         cfg.max_retries = 3;
-        self.client = Some(
-            ChatClient::new(cfg).map_err(|e| CoreError::Student(format!("student server: {e}")))?,
-        );
+        let client =
+            ChatClient::new(cfg).map_err(|e| CoreError::Student(format!("student server: {e}")))?;
+        // Counted in the client's usage, as its requests.
+        client
+            .post_json("admin/load", &body.to_string())
+            .map_err(|e| {
+                CoreError::Student(format!(
+                    "pushing the weights of version {}: {e}",
+                    self.version
+                ))
+            })?;
+        if let Some(old) = self.client.replace(client) {
+            let u = api_of(old.usage());
+            self.retired.requests += u.requests;
+            self.retired.cache_hits += u.cache_hits;
+            self.retired.tokens += u.tokens;
+            self.retired.cost_usd += u.cost_usd;
+        }
         Ok(())
     }
 }
@@ -240,7 +227,7 @@ impl autotune_core::Policy for RemoteStudent {
             .map(|c| api_of(c.usage()))
             .unwrap_or_default();
         Some(ApiUsage {
-            requests: self.retired.requests + cur.requests + self.pushes,
+            requests: self.retired.requests + cur.requests,
             cache_hits: self.retired.cache_hits + cur.cache_hits,
             tokens: self.retired.tokens + cur.tokens,
             cost_usd: self.retired.cost_usd + cur.cost_usd,

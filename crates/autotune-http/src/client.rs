@@ -21,6 +21,8 @@ use std::time::Duration;
 pub const MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
 /// Largest error-response body read (bytes); the message is cut further.
 const MAX_ERROR_BODY_BYTES: u64 = 64 * 1024;
+/// What a transport error while reading a 2xx body means.
+const BODY_BROKE: &str = "reading the response body (it ended early or broke off)";
 /// Version of the cache-key format; bump to invalidate every entry.
 const KEY_VERSION: u32 = 1;
 
@@ -151,10 +153,17 @@ impl ChatClient {
                 )));
             }
         }
+        // No connection is ever reused: on a kept-alive connection, bytes that a broken
+        // server or proxy sent after an answer (a duplicate, a late answer) can arrive just
+        // after the next request goes out and be read as *its* answer, a wrong completion
+        // that would be cached for good (tests/faults.rs, `desynchronised_connection`).
+        // A fresh connection per attempt costs a handshake, nothing next to a model call.
         let mut builder = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(config.timeout()))
             .max_redirects(0)
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
             .user_agent(concat!("autotune-http/", env!("CARGO_PKG_VERSION")));
         if is_loopback(&config.base_url) {
             builder = builder.proxy(None);
@@ -423,6 +432,92 @@ impl ChatClient {
         }
     }
 
+    /// POST the JSON `body` to `{base_url}/{path}` (e.g. `admin/load`, a weight push) with
+    /// this client's key, timeout, retries and backoff; the response body of the 2xx answer.
+    ///
+    /// Only for idempotent requests: a retry sends the same bytes again, so the server must
+    /// answer a repeat as it answered the first (as `serve-model` does for a push of the
+    /// same weights at the same version). A 409 is not retried: the server says the request
+    /// is stale, and it will stay so. Attempts count in [`ChatClient::usage`] as requests
+    /// and retries; nothing is cached.
+    pub fn post_json(&self, path: &str, body: &str) -> Result<String, HttpError> {
+        let url = format!(
+            "{}/{}",
+            self.config.base_url.trim().trim_end_matches('/'),
+            path.trim_start_matches('/')
+        );
+        let c = &self.config;
+        let mut attempt: u32 = 0;
+        let result = loop {
+            {
+                let mut u = lock(&self.usage);
+                u.requests += 1;
+                if attempt > 0 {
+                    u.retries += 1;
+                }
+            }
+            let e = match self.post_once(&url, body.as_bytes()) {
+                Ok(text) => break Ok(text),
+                Err(e) => e,
+            };
+            if !e.is_retryable() || e.status() == Some(409) {
+                break Err(e);
+            }
+            if attempt >= c.max_retries {
+                break Err(if c.max_retries == 0 {
+                    e
+                } else {
+                    HttpError::RetriesExhausted {
+                        attempts: attempt + 1,
+                        last: Box::new(e),
+                    }
+                });
+            }
+            attempt += 1;
+            std::thread::sleep(self.backoff_delay(attempt, e.retry_after()));
+        };
+        if result.is_err() {
+            lock(&self.usage).failures += 1;
+        }
+        result
+    }
+
+    /// One exchange of [`ChatClient::post_json`].
+    fn post_once(&self, url: &str, body: &[u8]) -> Result<String, HttpError> {
+        let mut req = self
+            .agent
+            .post(url)
+            .header("content-type", "application/json")
+            .header("accept", "application/json");
+        if let Some(k) = &self.api_key {
+            req = req.header("authorization", format!("Bearer {}", k.0));
+        }
+        let mut resp = req.send(body).map_err(|e| {
+            self.transport_error(url, e, "sending the request or awaiting the answer")
+        })?;
+        let status = resp.status().as_u16();
+        let limit = if (200..300).contains(&status) {
+            MAX_BODY_BYTES
+        } else {
+            MAX_ERROR_BODY_BYTES
+        };
+        let bytes = resp
+            .body_mut()
+            .with_config()
+            .limit(limit)
+            .read_to_vec()
+            .map_err(|e| self.transport_error(url, e, BODY_BROKE))?;
+        if !(200..300).contains(&status) {
+            return Err(HttpError::Status {
+                url: url.to_string(),
+                status,
+                message: self.redact(error_message(&bytes)),
+                retry_after: retry_after(resp.headers()),
+            });
+        }
+        Ok(self.redact(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
     /// Wait before retry number `retry` (1-based).
     fn backoff_delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         let b = &self.config.backoff;
@@ -453,7 +548,13 @@ impl ChatClient {
         if let Some(k) = &self.api_key {
             req = req.header("authorization", format!("Bearer {}", k.0));
         }
-        let mut resp = req.send(body).map_err(|e| self.transport_error(e))?;
+        let mut resp = req.send(body).map_err(|e| {
+            self.transport_error(
+                &self.endpoint,
+                e,
+                "sending the request or awaiting the answer",
+            )
+        })?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             let retry_after = retry_after(resp.headers());
@@ -464,7 +565,10 @@ impl ChatClient {
                 .read_to_vec()
             {
                 Ok(bytes) => error_message(&bytes),
-                Err(e) => format!("(error body unreadable: {})", self.transport_error(e)),
+                Err(e) => format!(
+                    "(error body unreadable: {})",
+                    self.transport_error(&self.endpoint, e, "reading the error body")
+                ),
             };
             return Err(HttpError::Status {
                 url: self.endpoint.clone(),
@@ -478,20 +582,21 @@ impl ChatClient {
             .with_config()
             .limit(MAX_BODY_BYTES)
             .read_to_vec()
-            .map_err(|e| self.transport_error(e))?;
-        let parsed = parse_response(&bytes).map_err(|e| match e {
-            HttpError::Malformed(m) => HttpError::Malformed(self.redact(m)),
-            other => other,
+            .map_err(|e| self.transport_error(&self.endpoint, e, BODY_BROKE))?;
+        let parsed = parse_response(&bytes).map_err(|m| HttpError::Malformed {
+            url: self.endpoint.clone(),
+            message: self.redact(m),
         })?;
         // `parse_response` succeeded, so the body is valid UTF-8 JSON.
         let raw = String::from_utf8_lossy(&bytes).into_owned();
         Ok((parsed, raw))
     }
 
-    fn transport_error(&self, e: ureq::Error) -> HttpError {
+    /// `stage` says what the client was doing when the exchange failed.
+    fn transport_error(&self, url: &str, e: ureq::Error, stage: &str) -> HttpError {
         use std::io::ErrorKind;
-        let url = self.endpoint.clone();
-        let message = self.redact(e.to_string());
+        let url = url.to_string();
+        let message = format!("{stage}: {}", self.redact(e.to_string()));
         match e {
             ureq::Error::Timeout(_) => HttpError::Timeout {
                 url,

@@ -57,8 +57,8 @@ pub enum HttpError {
     Request { url: String, message: String },
 
     /// A 2xx response whose body is not a usable chat completion.
-    #[error("malformed chat completion response: {0}")]
-    Malformed(String),
+    #[error("malformed chat completion response from {url}: {message}")]
+    Malformed { url: String, message: String },
 
     /// A retryable failure persisted through every attempt.
     #[error("giving up after {attempts} attempts; last error: {last}")]
@@ -73,7 +73,7 @@ impl HttpError {
             HttpError::Connect { .. }
             | HttpError::Timeout { .. }
             | HttpError::Transport { .. }
-            | HttpError::Malformed(_) => true,
+            | HttpError::Malformed { .. } => true,
             HttpError::Status { status, .. } => {
                 matches!(status, 408 | 409 | 429) || (500..=599).contains(status)
             }
@@ -136,7 +136,11 @@ mod tests {
         for s in [400, 401, 403, 404, 422] {
             assert!(!status(s).is_retryable(), "{s}");
         }
-        assert!(HttpError::Malformed("x".into()).is_retryable());
+        assert!(HttpError::Malformed {
+            url: "u".into(),
+            message: "x".into()
+        }
+        .is_retryable());
         assert!(!HttpError::Config("x".into()).is_retryable());
         let exhausted = HttpError::RetriesExhausted {
             attempts: 3,

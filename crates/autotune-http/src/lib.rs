@@ -15,6 +15,13 @@
 //!   response JSON is stored next to the parsed fields.
 //! * [`ChatClient::usage`]: requests (retries included), paid completions, cache hits,
 //!   tokens and money, retries and failures, for the ledger.
+//! * **Faults.** Every attempt opens a fresh connection (none is kept alive: bytes a broken
+//!   server or proxy sends after an answer could otherwise be read as the next request's
+//!   answer). Timeouts, resets, truncated or malformed bodies, 408/409/429/5xx are retried;
+//!   an error names the URL and what went wrong. `tests/faults.rs` puts a fault-injecting
+//!   proxy (`tests/common/proxy.rs`) between the client and a server for every fault class.
+//! * [`ChatClient::post_json`]: an idempotent JSON POST (a weight push) with the same key,
+//!   timeout, retries and backoff.
 //!
 //! Why threads and a blocking client ([`ureq`]) rather than an async runtime: the engine's
 //! roles are synchronous, concurrency per endpoint is tens of requests at most (the cost of

@@ -2,7 +2,6 @@
 
 use crate::error::{truncate_chars, MAX_ERROR_MESSAGE_CHARS};
 use crate::types::Message;
-use crate::HttpError;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -35,49 +34,36 @@ fn snippet(bytes: &[u8]) -> String {
 }
 
 /// Parse a 2xx body. Every failure names what is missing; nothing here panics.
-pub(crate) fn parse_response(bytes: &[u8]) -> Result<Parsed, HttpError> {
+pub(crate) fn parse_response(bytes: &[u8]) -> Result<Parsed, String> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| {
-        HttpError::Malformed(format!(
+        format!(
             "body is not valid JSON ({e}); {} bytes starting `{}`",
             bytes.len(),
             snippet(bytes)
-        ))
+        )
     })?;
     if !v.is_object() {
-        return Err(HttpError::Malformed(format!(
-            "body is not a JSON object: `{}`",
-            snippet(bytes)
-        )));
+        return Err(format!("body is not a JSON object: `{}`", snippet(bytes)));
     }
     let Some(choices) = v.get("choices") else {
         let hint = error_message_from_json(&v)
             .map(|m| format!(" (server error: {m})"))
             .unwrap_or_default();
-        return Err(HttpError::Malformed(format!(
-            "missing field `choices`{hint}"
-        )));
+        return Err(format!("missing field `choices`{hint}"));
     };
     let choices = choices
         .as_array()
-        .ok_or_else(|| HttpError::Malformed("field `choices` is not an array".into()))?;
+        .ok_or_else(|| "field `choices` is not an array".to_string())?;
     let first = choices
         .first()
-        .ok_or_else(|| HttpError::Malformed("field `choices` is empty".into()))?;
+        .ok_or_else(|| "field `choices` is empty".to_string())?;
     let message = first
         .get("message")
-        .ok_or_else(|| HttpError::Malformed("missing field `choices[0].message`".into()))?;
+        .ok_or_else(|| "missing field `choices[0].message`".to_string())?;
     let text = match message.get("content") {
         Some(Value::String(s)) => s.clone(),
-        Some(Value::Null) | None => {
-            return Err(HttpError::Malformed(
-                "missing field `choices[0].message.content`".into(),
-            ))
-        }
-        Some(_) => {
-            return Err(HttpError::Malformed(
-                "field `choices[0].message.content` is not a string".into(),
-            ))
-        }
+        Some(Value::Null) | None => return Err("missing field `choices[0].message.content`".into()),
+        Some(_) => return Err("field `choices[0].message.content` is not a string".into()),
     };
     let finish_reason = first
         .get("finish_reason")
@@ -142,8 +128,8 @@ mod tests {
 
     fn malformed(body: &str) -> String {
         match parse_response(body.as_bytes()) {
-            Err(HttpError::Malformed(m)) => m,
-            other => panic!("expected Malformed for {body:?}, got {other:?}"),
+            Err(m) => m,
+            other => panic!("expected an error for {body:?}, got {other:?}"),
         }
     }
 

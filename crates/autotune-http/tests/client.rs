@@ -158,19 +158,19 @@ fn each_fault_maps_to_its_error_without_retries() {
         }),
         (
             Fault::Body("<html>oops".into()),
-            |e| matches!(e, HttpError::Malformed(m) if m.contains("not valid JSON")),
+            |e| matches!(e, HttpError::Malformed { message: m, .. } if m.contains("not valid JSON")),
         ),
         (
             Fault::Body(r#"{"id":"x"}"#.into()),
-            |e| matches!(e, HttpError::Malformed(m) if m.contains("missing field `choices`")),
+            |e| matches!(e, HttpError::Malformed { message: m, .. } if m.contains("missing field `choices`")),
         ),
         (
             Fault::Body(r#"{"choices":[]}"#.into()),
-            |e| matches!(e, HttpError::Malformed(m) if m.contains("`choices` is empty")),
+            |e| matches!(e, HttpError::Malformed { message: m, .. } if m.contains("`choices` is empty")),
         ),
         (
             Fault::Body(r#"{"choices":[{"message":{"role":"assistant"}}]}"#.into()),
-            |e| matches!(e, HttpError::Malformed(m) if m.contains("choices[0].message.content")),
+            |e| matches!(e, HttpError::Malformed { message: m, .. } if m.contains("choices[0].message.content")),
         ),
         (Fault::Huge(9 * 1024 * 1024), |e| {
             matches!(e, HttpError::BodyTooLarge { .. })

@@ -4,6 +4,8 @@
 //! normal answers once the script is used up.
 #![allow(dead_code)]
 
+pub mod proxy;
+
 use serde_json::{json, Value};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
