@@ -141,7 +141,7 @@ fn results(dir: &Path) -> BTreeMap<String, String> {
 fn journal(dir: &Path) -> Vec<JournalRecord> {
     let path = dir.join(JOURNAL_FILE);
     let bytes = std::fs::read(&path).unwrap();
-    let (records, summary) = parse_journal(&path, &bytes).expect("a finished journal checks");
+    let (records, summary) = parse_journal(&path, &bytes[..]).expect("a finished journal checks");
     assert!(
         summary.dropped.is_none(),
         "a finished journal has no torn record"

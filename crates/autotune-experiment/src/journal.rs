@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -32,7 +32,7 @@ pub const LOCK_FILE: &str = "lock";
 pub const CHECKPOINT_DIR: &str = "checkpoints";
 
 /// The largest journal line read back (a teacher batch of long chains of thought fits easily).
-pub const MAX_RECORD_BYTES: usize = 256 << 20;
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
 
 /// A journal line without its checksum.
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,33 +98,63 @@ pub struct JournalSummary {
     pub dropped: Option<(u64, String)>,
 }
 
-/// Checks a journal's bytes: its records, and a torn last record (dropped). Errors name the
-/// file and the byte offset.
+/// Reads one line (up to and without `\n`) into `buf`, keeping at most `MAX_RECORD_BYTES + 1`
+/// bytes of it in memory. Returns the bytes the line takes in the file (newline included) and
+/// whether it ended with a newline.
+fn read_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<(u64, bool)> {
+    buf.clear();
+    let mut taken = 0u64;
+    loop {
+        let chunk = r.fill_buf()?;
+        if chunk.is_empty() {
+            return Ok((taken, false));
+        }
+        let (n, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        let room = (MAX_RECORD_BYTES + 1).saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..n.min(room)]);
+        let used = n + usize::from(done);
+        r.consume(used);
+        taken += used as u64;
+        if done {
+            return Ok((taken, true));
+        }
+    }
+}
+
+/// Checks a journal read from `r` (named `path` in errors): its records, and a torn last
+/// record (dropped). Memory stays bounded by the records kept: an over-long line is skipped,
+/// not read. Errors name the file and the byte offset.
 pub fn parse_journal(
     path: &Path,
-    bytes: &[u8],
+    mut r: impl BufRead,
 ) -> Result<(Vec<JournalRecord>, JournalSummary), ExperimentError> {
     let mut out = Vec::new();
     let mut summary = JournalSummary::default();
     let mut next_seq: HashMap<String, u64> = HashMap::new();
-    let mut offset = 0usize;
-    while offset < bytes.len() {
-        let rest = &bytes[offset..];
-        let (line, complete) = match rest.iter().position(|&b| b == b'\n') {
-            Some(i) => (&rest[..i], true),
-            None => (rest, false),
-        };
-        let end = offset + line.len() + usize::from(complete);
-        let last = end >= bytes.len();
+    let mut offset = 0u64;
+    let mut line = Vec::new();
+    loop {
+        let (taken, complete) =
+            read_line(&mut r, &mut line).map_err(|e| io_err(path, "reading", e))?;
+        if taken == 0 {
+            break;
+        }
+        let end = offset + taken;
+        let last = r
+            .fill_buf()
+            .map_err(|e| io_err(path, "reading", e))?
+            .is_empty();
         let parsed = if line.len() > MAX_RECORD_BYTES {
             Err(format!(
-                "record of {} bytes, more than the {MAX_RECORD_BYTES} allowed",
-                line.len()
+                "a record of more than the {MAX_RECORD_BYTES} bytes allowed"
             ))
         } else if !complete {
             Err("the record has no end (the process was stopped while writing it)".into())
         } else {
-            decode(line)
+            decode(&line)
         };
         match parsed {
             Ok(rec) => {
@@ -147,11 +177,11 @@ pub fn parse_journal(
                     run: rec.run,
                     seq: rec.seq,
                     entry: rec.entry,
-                    end: end as u64,
+                    end,
                 });
             }
             Err(what) if last => {
-                summary.dropped = Some((offset as u64, what));
+                summary.dropped = Some((offset, what));
                 break;
             }
             Err(what) => {
@@ -257,12 +287,13 @@ impl FileJournal {
             .truncate(false)
             .open(&path)
             .map_err(|e| io_err(&path, "opening", e))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| io_err(&path, "reading", e))?;
-        let (records, summary) = parse_journal(&path, &bytes)?;
+        let size = file
+            .metadata()
+            .map_err(|e| io_err(&path, "reading", e))?
+            .len();
+        let (records, summary) = parse_journal(&path, std::io::BufReader::new(&file))?;
         let good = records.last().map_or(0, |r| r.end);
-        if good < bytes.len() as u64 {
+        if good < size {
             file.set_len(good)
                 .and_then(|_| file.sync_all())
                 .map_err(|e| io_err(&path, "dropping the torn last record", e))?;
@@ -458,6 +489,27 @@ mod tests {
             },
         );
         s.into_bytes()
+    }
+
+    #[test]
+    fn an_over_long_line_is_skipped_not_read() {
+        use std::io::Read as _;
+        let giant = || std::io::repeat(b'a').take(MAX_RECORD_BYTES as u64 + 4096);
+        let good = journal_bytes();
+        // As the last line: dropped as torn.
+        let r = std::io::BufReader::new((&good[..]).chain(giant()));
+        let (recs, s) = parse_journal(Path::new("j"), r).unwrap();
+        assert_eq!(recs.len(), 3);
+        let (offset, what) = s.dropped.unwrap();
+        assert_eq!(offset, good.len() as u64);
+        assert!(what.contains("more than"), "{what}");
+        // Before other records: refused with its offset.
+        let r = std::io::BufReader::new(giant().chain(&b"\n"[..]).chain(&good[..]));
+        let err = parse_journal(Path::new("j"), r).err().unwrap().to_string();
+        assert!(
+            err.contains("byte offset 0") && err.contains("more than"),
+            "{err}"
+        );
     }
 
     #[test]
