@@ -495,6 +495,15 @@ fn provenance() -> Provenance {
 fn open_run_dir(dir: &Path, spec: &CompareSpec) -> Result<(RunDirWriter, FileJournal)> {
     let config = RunConfig::resolve(provenance(), spec)?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if !resuming() && same_command_ran_here(dir) {
+        // The same command into the same directory again (e.g. `autotune demo` twice):
+        // continue its run rather than refuse it; what was paid for is replayed.
+        eprintln!(
+            "{} holds a run of this same command: continuing it (as `autotune resume`)",
+            dir.display()
+        );
+        let _ = RESUMED.set(std::env::args().collect());
+    }
     let journal = if resuming() {
         let (journal, summary) = FileJournal::resume(dir)?;
         if let Some((offset, what)) = &summary.dropped {
@@ -579,6 +588,24 @@ fn invocation_args() -> Vec<String> {
         .get()
         .cloned()
         .unwrap_or_else(|| std::env::args().collect())
+}
+
+/// Whether `dir` holds a journaled run of this very command line, run from this directory.
+fn same_command_ran_here(dir: &Path) -> bool {
+    let Ok(text) = std::fs::read_to_string(dir.join(INVOCATION_FILE)) else {
+        return false;
+    };
+    let Ok(inv) = serde_json::from_str::<Invocation>(&text) else {
+        return false;
+    };
+    let here = std::env::current_dir().map(|d| d.display().to_string());
+    inv.format == INVOCATION_FORMAT
+        && inv
+            .args
+            .iter()
+            .skip(1)
+            .eq(std::env::args().skip(1).collect::<Vec<_>>().iter())
+        && here.is_ok_and(|h| h == inv.cwd)
 }
 
 fn cmd_resume(a: ResumeArgs) -> Result<()> {

@@ -354,12 +354,25 @@ fn a_second_resume_of_the_same_run_is_refused_while_the_first_runs() {
         assert!(!out.status.success());
         assert!(err.contains("in use by another autotune process"), "{err}");
     }
-    // A new run into a directory that holds a journal is refused too.
     first.wait().unwrap();
-    let out = bin().args(&args).arg("--out").arg(&dir).output().unwrap();
+    // Another command into a directory that holds a journal is refused...
+    let out = bin()
+        .args(&args)
+        .args(["--test-factor", "20"])
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("autotune resume"), "{err}");
+    // ... and the same command again continues (here: replays) its run.
+    let before = results(&dir);
+    let out = bin().args(&args).arg("--out").arg(&dir).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("holds a run of this same command"), "{err}");
+    assert_eq!(results(&dir), before);
     assert!(
         !finished_first,
         "the run ended before the second resume started"
