@@ -10,18 +10,23 @@
 //!   learn (the chain of thought and the answer, not the prompt);
 //! - [`NeuralModel`]: the model without autodiff, for generation ([`NeuralModel::generate`],
 //!   greedy or sampled, KV-cached, one RNG stream per prompt index) and checkpoints
-//!   ([`NeuralModel::save`], [`NeuralModel::load`]).
+//!   ([`NeuralModel::save`], [`NeuralModel::load`]);
+//! - [`TrainerState`]: the complete training state ([`Trainer::state`], [`Trainer::from_state`]):
+//!   weights, AdamW moments and step counts, the sampler's position and the configurations,
+//!   from which training continues bit for bit.
 //!
 //! All autograd is burn's; this crate only writes the forward passes.
 
 mod checkpoint;
 mod generate;
 mod model;
+mod state;
 mod train;
 
 pub use checkpoint::{CheckpointMeta, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE};
 pub use generate::{GenerateOptions, Sampling};
 pub use model::{Gpt, NeuralModel, TransformerConfig};
+pub use state::{SamplerState, TrainerState, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION};
 pub use train::{Example, LrSchedule, Trainer, TrainerConfig};
 
 /// Token ids, as in `autotune-core`.
@@ -40,6 +45,10 @@ pub enum NeuralError {
     /// A checkpoint that is missing, corrupt or does not match its config.
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: String, message: String },
+    /// A training state ([`TrainerState`]) that is corrupt, of another version, or does not
+    /// match its own model config.
+    #[error("training state: {0}")]
+    State(String),
     #[error("I/O error on {path}: {source}")]
     Io {
         path: String,

@@ -102,12 +102,13 @@ impl Default for TrainerConfig {
 
 /// The model being trained (on the autodiff device), its optimiser and its step count.
 pub struct Trainer {
-    model_config: TransformerConfig,
-    config: TrainerConfig,
-    model: Gpt,
-    optim: ModuleOptimizer,
-    step: u64,
-    rng: ChaCha8Rng,
+    pub(crate) model_config: TransformerConfig,
+    pub(crate) config: TrainerConfig,
+    pub(crate) model: Gpt,
+    pub(crate) optim: ModuleOptimizer,
+    pub(crate) step: u64,
+    /// The minibatch sampler.
+    pub(crate) rng: ChaCha8Rng,
     device: Device,
 }
 
@@ -127,7 +128,7 @@ impl Trainer {
         Self::with_model(model.config.clone(), config, gpt, device)
     }
 
-    fn with_model(
+    pub(crate) fn with_model(
         model_config: TransformerConfig,
         config: TrainerConfig,
         model: Gpt,

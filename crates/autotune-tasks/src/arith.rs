@@ -522,6 +522,42 @@ impl Task for ArithTask {
         )
     }
 
+    /// A neural student saved by [`Student::save`], which must have this task's model and
+    /// training configuration.
+    fn load_student(&self, state: &str) -> Result<Box<dyn Student>> {
+        Ok(Box::new(crate::neural::NeuralStudent::load(
+            &self.student,
+            state,
+        )?))
+    }
+
+    /// A problem as text, e.g. `47+85` (spaces and a trailing `=>` or `=` are ignored), as
+    /// `autotune serve-model` receives it; or the prompt's token numbers, space separated.
+    fn tokenize(&self, text: &str) -> Result<Vec<Token>> {
+        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+        let body = compact
+            .strip_suffix("=>")
+            .or_else(|| compact.strip_suffix('='))
+            .unwrap_or(&compact);
+        if let Some(p) = Problem::parse(body).filter(|p| p.text() == body) {
+            return Ok(prompt_tokens(&p));
+        }
+        text.split_whitespace()
+            .map(|t| {
+                t.parse::<Token>()
+                    .ok()
+                    .filter(|&t| (t as usize) < vocab_size())
+            })
+            .collect::<Option<Vec<_>>>()
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                CoreError::Input(format!(
+                    "`{text}` is not an arith problem: expected e.g. `47+85`, `17-52` or `34*12` \
+                     (or the prompt's token numbers)"
+                ))
+            })
+    }
+
     fn render(&self, tokens: &[Token]) -> String {
         tokens
             .iter()
@@ -589,6 +625,35 @@ mod tests {
         assert_eq!(parse_answer(&t("")), None);
         assert_eq!(parse_answer(&t("1+2")), None);
         assert_eq!(parse_answer(&[ANS, 5]), None);
+    }
+
+    #[test]
+    fn problems_are_read_back_from_their_text() {
+        let params = Params::parse::<&str>(&[])
+            .unwrap()
+            .resolve("arith", PARAMS)
+            .unwrap();
+        let task = build(&params, 0).unwrap();
+        let p = Problem {
+            a: 47,
+            op: Op::Add,
+            b: 85,
+        };
+        let want = prompt_tokens(&p);
+        for text in ["47+85", " 47 + 85 ", "47+85 => ", "47+85="] {
+            assert_eq!(task.tokenize(text).unwrap(), want, "{text}");
+        }
+        // What render writes of a prompt reads back.
+        let prompt = Prompt {
+            id: 0,
+            tokens: want.clone(),
+        };
+        assert_eq!(task.tokenize(&task.describe(&prompt).text).unwrap(), want);
+        assert_eq!(task.tokenize("1 9 12 15 13 10 3").unwrap(), want);
+        for bad in ["", "hello", "47+", "+85", "047+85", "1 2 99"] {
+            let e = task.tokenize(bad).unwrap_err().to_string();
+            assert!(e.contains("not an arith problem"), "{bad}: {e}");
+        }
     }
 
     #[test]
