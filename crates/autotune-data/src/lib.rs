@@ -9,8 +9,9 @@ mod text_task;
 
 pub use export::{export_rl_prompts, export_sft, RlPrompt, SftExample, SftStyle};
 pub use records::{
-    final_answer, join_messages, last_boxed, parse_record, read_tasks, read_verify_items, Format,
-    Imported, TaskRecord, MAX_LINE_BYTES,
+    final_answer, join_messages, last_boxed, parse_record, read_tasks, read_tasks_from,
+    read_verify_items, read_verify_items_from, Format, Imported, JsonLine, JsonLines, TaskRecord,
+    MAX_LINE_BYTES,
 };
 pub use remote::{ChatTeacher, GeneratorTeacher, RemoteStudent, TextGenerator, TextPrompt};
 pub use text_task::{

@@ -19,6 +19,8 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde::Serialize;
@@ -403,52 +405,188 @@ pub fn parse_record(v: Value, line: usize, format: Format) -> Result<TaskRecord,
     })
 }
 
-/// Longest line read (longer lines are refused, not loaded).
+/// Longest line read (longer lines are refused, not loaded): 16 MiB.
 pub const MAX_LINE_BYTES: usize = 16 << 20;
 
 /// A 1-based line number and the line's JSON value, or what is wrong with the line.
-pub(crate) type JsonLine = (usize, std::result::Result<Value, String>);
+pub type JsonLine = (usize, std::result::Result<Value, String>);
 
-/// The JSONL lines of a file: `(1-based line, the value or what is wrong with the line)` for
-/// every non-blank line. A line longer than [`MAX_LINE_BYTES`], not UTF-8 or not JSON is an
-/// error message; only an unreadable file fails as a whole.
-pub(crate) fn json_lines(path: &Path) -> Result<Vec<JsonLine>, DataError> {
-    let text = std::fs::read(path).map_err(|e| DataError::Io {
-        path: path.display().to_string(),
-        source: e,
-    })?;
-    let mut out = Vec::new();
-    for (i, raw) in text.split(|b| *b == b'\n').enumerate() {
-        let value = (|| {
-            if raw.len() > MAX_LINE_BYTES {
-                return Err(format!(
-                    "line of {} bytes, more than the {MAX_LINE_BYTES} allowed",
-                    raw.len()
-                ));
-            }
-            let s = std::str::from_utf8(raw).map_err(|e| format!("not UTF-8 ({e})"))?;
-            if s.trim().is_empty() {
-                return Ok(None);
-            }
-            serde_json::from_str(s)
-                .map(Some)
-                .map_err(|e| format!("not JSON ({e})"))
-        })();
-        match value {
-            Ok(None) => {}
-            Ok(Some(v)) => out.push((i + 1, Ok(v))),
-            Err(e) => out.push((i + 1, Err(e))),
+/// The JSONL lines of a reader, one at a time: `(1-based line, the value or what is wrong
+/// with the line)` for every non-blank line. A line longer than the limit
+/// ([`MAX_LINE_BYTES`] by default), not UTF-8 or not JSON is an error message, and the lines
+/// after it are still read; only a failing reader (an I/O error) ends the lines, as an `Err`.
+///
+/// Memory is bounded by the limit: a longer line is never held whole. Reading stops at the
+/// limit and the line is reported at once; the rest of it is skipped (read and dropped)
+/// only when the next line is asked for.
+pub struct JsonLines<R> {
+    reader: R,
+    limit: usize,
+    line: usize,
+    buf: Vec<u8>,
+    /// The last line was too long: its rest is skipped before the next line is read.
+    skip_rest: bool,
+    done: bool,
+}
+
+impl<R: BufRead> JsonLines<R> {
+    /// Lines of at most [`MAX_LINE_BYTES`] bytes.
+    pub fn new(reader: R) -> Self {
+        Self::with_limit(reader, MAX_LINE_BYTES)
+    }
+
+    /// Lines of at most `limit` bytes (the newline not counted).
+    pub fn with_limit(reader: R, limit: usize) -> Self {
+        Self {
+            reader,
+            limit,
+            line: 0,
+            buf: Vec::new(),
+            skip_rest: false,
+            done: false,
         }
     }
-    Ok(out)
+
+    /// Reads and drops everything up to and including the next newline.
+    fn skip_line(&mut self) -> io::Result<()> {
+        loop {
+            let chunk = match self.reader.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                return Ok(());
+            }
+            match chunk.iter().position(|b| *b == b'\n') {
+                Some(i) => {
+                    self.reader.consume(i + 1);
+                    return Ok(());
+                }
+                None => {
+                    let n = chunk.len();
+                    self.reader.consume(n);
+                }
+            }
+        }
+    }
+
+    /// The next raw line: `Ok(None)` at the end, `Ok(Some(false))` for a line longer than the
+    /// limit (nothing of it kept), `Ok(Some(true))` with the line in `buf`.
+    fn next_raw(&mut self) -> io::Result<Option<bool>> {
+        if std::mem::take(&mut self.skip_rest) {
+            self.skip_line()?;
+        }
+        self.buf.clear();
+        let cap = u64::try_from(self.limit)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let n = (&mut self.reader)
+            .take(cap)
+            .read_until(b'\n', &mut self.buf)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.line += 1;
+        if self.buf.last() == Some(&b'\n') {
+            self.buf.pop();
+            return Ok(Some(true));
+        }
+        if self.buf.len() > self.limit {
+            // Stopped at the limit in the middle of the line.
+            self.buf.clear();
+            if self.buf.capacity() > 1 << 20 {
+                self.buf.shrink_to(1 << 20);
+            }
+            self.skip_rest = true;
+            return Ok(Some(false));
+        }
+        // The last line, without a newline.
+        Ok(Some(true))
+    }
+}
+
+impl<R: BufRead> Iterator for JsonLines<R> {
+    type Item = io::Result<JsonLine>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while !self.done {
+            let whole = match self.next_raw() {
+                Ok(Some(w)) => w,
+                Ok(None) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            };
+            let line = self.line;
+            if !whole {
+                return Some(Ok((
+                    line,
+                    Err(format!(
+                        "line longer than the {} bytes allowed; not read",
+                        self.limit
+                    )),
+                )));
+            }
+            let value = match std::str::from_utf8(&self.buf) {
+                Err(e) => Err(format!("not UTF-8 ({e})")),
+                Ok(s) if s.trim().is_empty() => continue,
+                Ok(s) => serde_json::from_str(s).map_err(|e| format!("not JSON ({e})")),
+            };
+            return Some(Ok((line, value)));
+        }
+        None
+    }
+}
+
+/// Opens `path` for [`JsonLines`].
+fn open(path: &Path) -> Result<BufReader<File>, DataError> {
+    File::open(path)
+        .map(|f| BufReader::with_capacity(1 << 16, f))
+        .map_err(|e| DataError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })
+}
+
+/// Every line of `reader`, a read error as a [`DataError::Io`] naming `file`.
+pub(crate) fn each_line<R: BufRead>(
+    reader: R,
+    file: &str,
+    mut f: impl FnMut(usize, std::result::Result<Value, String>) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    for item in JsonLines::new(reader) {
+        let (line, value) = item.map_err(|e| DataError::Io {
+            path: file.to_string(),
+            source: e,
+        })?;
+        f(line, value)?;
+    }
+    Ok(())
 }
 
 /// Reads every record of a JSONL file. Blank lines are ignored; ids must be unique.
+///
+/// The file is read one line at a time (lines of at most [`MAX_LINE_BYTES`]); the number of
+/// records is not limited (a million small records take a few hundred MB).
 pub fn read_tasks(path: &Path, format: Format, skip_bad: bool) -> Result<Imported, DataError> {
-    let file = path.display().to_string();
+    read_tasks_from(open(path)?, &path.display().to_string(), format, skip_bad)
+}
+
+/// [`read_tasks`] on any reader; `file` names it in errors.
+pub fn read_tasks_from<R: BufRead>(
+    reader: R,
+    file: &str,
+    format: Format,
+    skip_bad: bool,
+) -> Result<Imported, DataError> {
     let mut out = Imported::default();
     let mut seen: HashMap<String, usize> = HashMap::new();
-    for (line, value) in json_lines(path)? {
+    each_line(reader, file, |line, value| {
         let parsed = value.and_then(|v| {
             let r = parse_record(v, line, format)?;
             if let Some(first) = seen.get(&r.id) {
@@ -460,17 +598,19 @@ pub fn read_tasks(path: &Path, format: Format, skip_bad: bool) -> Result<Importe
             Ok(r) => {
                 seen.insert(r.id.clone(), line);
                 out.records.push(r);
+                Ok(())
             }
-            Err(message) if skip_bad => out.skipped.push(format!("{file}:{line}: {message}")),
-            Err(message) => {
-                return Err(DataError::BadRecord {
-                    file,
-                    line,
-                    message,
-                })
+            Err(message) if skip_bad => {
+                out.skipped.push(format!("{file}:{line}: {message}"));
+                Ok(())
             }
+            Err(message) => Err(DataError::BadRecord {
+                file: file.to_string(),
+                line,
+                message,
+            }),
         }
-    }
+    })?;
     if out.records.is_empty() {
         return Err(DataError::Invalid(format!(
             "{file}: no task records{}",
@@ -487,11 +627,18 @@ pub fn read_tasks(path: &Path, format: Format, skip_bad: bool) -> Result<Importe
 /// Reads `{"gold", "prediction", "tests"?}` records for `autotune verify`. `gold` and
 /// `prediction` may be strings or numbers; `tests` a string or a list of strings.
 pub fn read_verify_items(path: &Path) -> Result<Vec<autotune_verify::Item>, DataError> {
-    let file = path.display().to_string();
+    read_verify_items_from(open(path)?, &path.display().to_string())
+}
+
+/// [`read_verify_items`] on any reader; `file` names it in errors.
+pub fn read_verify_items_from<R: BufRead>(
+    reader: R,
+    file: &str,
+) -> Result<Vec<autotune_verify::Item>, DataError> {
     let mut out = Vec::new();
-    for (line, value) in json_lines(path)? {
+    each_line(reader, file, |line, value| {
         let bad = |message: String| DataError::BadRecord {
-            file: file.clone(),
+            file: file.to_string(),
             line,
             message,
         };
@@ -514,8 +661,14 @@ pub fn read_verify_items(path: &Path) -> Result<Vec<autotune_verify::Item>, Data
             prediction: field("prediction")?,
             tests: tests_of(o.get("tests")).map_err(bad)?,
         });
-    }
+        Ok(())
+    })?;
     Ok(out)
+}
+
+/// Opens a JSONL file for [`each_line`]: the reader and the name errors give.
+pub(crate) fn open_lines(path: &Path) -> Result<(BufReader<File>, String), DataError> {
+    Ok((open(path)?, path.display().to_string()))
 }
 
 #[cfg(test)]
@@ -689,6 +842,204 @@ mod tests {
             forced.contains("no task records (6 bad records skipped)")
                 || forced.contains("bad records skipped"),
             "{forced}"
+        );
+    }
+
+    /// A reader that claims an endless line: `a` forever, never a newline.
+    struct Endless;
+
+    impl Read for Endless {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            buf.fill(b'a');
+            Ok(buf.len())
+        }
+    }
+
+    /// `n` bytes of `a`, then `tail`.
+    struct LongLine {
+        left: u64,
+        tail: io::Cursor<Vec<u8>>,
+    }
+
+    impl Read for LongLine {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return self.tail.read(buf);
+            }
+            let k = (buf.len() as u64).min(self.left) as usize;
+            buf[..k].fill(b'a');
+            self.left -= k as u64;
+            Ok(k)
+        }
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_at_the_limit_without_reading_it() {
+        // The reader never ends: reading it whole would never return (or run out of memory).
+        let e = read_tasks_from(BufReader::new(Endless), "big.jsonl", Format::Auto, false)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!("big.jsonl:1: line longer than the {MAX_LINE_BYTES} bytes allowed; not read")
+        );
+        let e = read_verify_items_from(BufReader::new(Endless), "v.jsonl")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("v.jsonl:1: line longer than"), "{e}");
+        let teacher = crate::FileTeacher::from_reader(
+            std::sync::Arc::new(Vec::new()),
+            BufReader::new(Endless),
+            "teacher.jsonl",
+        );
+        match teacher {
+            Err(e) => assert!(
+                e.to_string()
+                    .starts_with("teacher.jsonl:1: line longer than"),
+                "{e}"
+            ),
+            Ok(_) => panic!("an endless teacher line was read"),
+        }
+        let mut lines = JsonLines::with_limit(BufReader::new(Endless), 10);
+        let (n, v) = lines.next().unwrap().unwrap();
+        assert_eq!(n, 1);
+        assert!(v.unwrap_err().contains("longer than the 10 bytes"));
+    }
+
+    #[test]
+    fn lines_after_a_too_long_line_are_read() {
+        // A 40 MiB line (over the 16 MiB limit) between two good records: skipped in bounded
+        // memory, the next line is line 3.
+        let tail = b"\n{\"prompt\": \"b\", \"answer\": 2}\n".to_vec();
+        let mut reader =
+            io::Cursor::new(b"{\"prompt\": \"a\", \"answer\": 1}\n".to_vec()).chain(LongLine {
+                left: 40 << 20,
+                tail: io::Cursor::new(tail),
+            });
+        let r =
+            read_tasks_from(BufReader::new(&mut reader), "t.jsonl", Format::Auto, true).unwrap();
+        assert_eq!(r.records.len(), 2);
+        assert_eq!(r.records[1].line, 3);
+        assert_eq!(r.skipped.len(), 1);
+        assert!(r.skipped[0].starts_with("t.jsonl:2: line longer than"));
+    }
+
+    #[test]
+    fn the_line_limit_is_exact() {
+        let lines = |text: &str, limit: usize| -> Vec<(usize, bool)> {
+            JsonLines::with_limit(io::Cursor::new(text.as_bytes().to_vec()), limit)
+                .map(|l| l.unwrap())
+                .map(|(n, v)| (n, v.is_ok()))
+                .collect()
+        };
+        // `"abcd"` is 6 bytes: a limit of 6 reads it, 5 refuses it, with or without newline,
+        // and CRLF line ends are read.
+        assert_eq!(lines("\"abcd\"\n1\n", 6), [(1, true), (2, true)]);
+        assert_eq!(lines("\"abcd\"", 6), [(1, true)]);
+        assert_eq!(lines("\"abcd\"\n1", 5), [(1, false), (2, true)]);
+        assert_eq!(lines("\"abcd\"", 5), [(1, false)]);
+        assert_eq!(lines("1\r\n\r\n  \n2\r\n", 5), [(1, true), (4, true)]);
+        assert_eq!(lines("", 5), []);
+        assert_eq!(lines("\n\n", 0), []);
+    }
+
+    /// Peak resident memory of this process, in bytes (Linux).
+    fn peak_rss() -> Option<u64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        Some(kb * 1024)
+    }
+
+    /// A real 2 GiB file with a 2 GiB line (a sparse file: it takes no disk), then a record.
+    /// Reads 2 GiB, so not run by default: `cargo test --release -p autotune-data -- --ignored`.
+    #[test]
+    #[ignore]
+    fn a_two_gigabyte_line_is_skipped_in_bounded_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("huge.jsonl");
+        let f = File::create(&p).unwrap();
+        f.set_len(2 << 30).unwrap();
+        drop(f);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        use std::io::Write;
+        f.write_all(b"\n{\"prompt\": \"b\", \"answer\": 2}\n")
+            .unwrap();
+        drop(f);
+        let e = read_tasks(&p, Format::Auto, false).unwrap_err().to_string();
+        assert!(
+            e.ends_with("huge.jsonl:1: line longer than the 16777216 bytes allowed; not read"),
+            "{e}"
+        );
+        let r = read_tasks(&p, Format::Auto, true).unwrap();
+        assert_eq!((r.records.len(), r.records[0].line), (1, 2));
+        if let Some(peak) = peak_rss() {
+            assert!(peak < 512 << 20, "peak memory {peak} bytes");
+        }
+    }
+
+    #[test]
+    fn a_million_records_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("million.jsonl");
+        let mut w = io::BufWriter::new(File::create(&p).unwrap());
+        for i in 0..1_000_000 {
+            use std::io::Write;
+            writeln!(w, "{{\"prompt\": \"{i}+1?\", \"answer\": {}}}", i + 1).unwrap();
+        }
+        drop(w);
+        let r = read_tasks(&p, Format::Auto, false).unwrap();
+        assert_eq!(r.records.len(), 1_000_000);
+        assert_eq!(r.records[999_999].id, "line-1000000");
+        assert_eq!(r.records[999_999].answer, "1000000");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("deep.jsonl");
+        let deep = format!(
+            "{{\"prompt\": \"p\", \"answer\": 1, \"meta\": {}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        std::fs::write(
+            &p,
+            format!("{{\"prompt\": \"q\", \"answer\": 1}}\n{deep}\n"),
+        )
+        .unwrap();
+        let e = read_tasks(&p, Format::Auto, false).unwrap_err().to_string();
+        assert!(
+            e.contains("deep.jsonl:2: not JSON (recursion limit exceeded"),
+            "{e}"
+        );
+        let deep_item = format!(
+            "{{\"gold\": 1, \"prediction\": {}",
+            "{\"a\": ".repeat(50_000)
+        );
+        std::fs::write(
+            &p,
+            format!("{{\"gold\": 1, \"prediction\": 1}}\n\n{deep_item}\n"),
+        )
+        .unwrap();
+        let e = read_verify_items(&p).unwrap_err().to_string();
+        assert!(e.contains("deep.jsonl:3: not JSON (recursion limit"), "{e}");
+        // Nesting within serde_json's limit of 128 is read.
+        let ok = format!(
+            "{{\"prompt\": \"p\", \"answer\": 1, \"meta\": {}{}}}",
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        std::fs::write(&p, ok).unwrap();
+        assert_eq!(
+            read_tasks(&p, Format::Auto, false).unwrap().records.len(),
+            1
         );
     }
 

@@ -134,11 +134,20 @@ impl FileTeacher {
                 served: AtomicU64::new(0),
             });
         };
-        let file = path.display().to_string();
+        let (reader, file) = crate::records::open_lines(path)?;
+        Self::from_reader(records, reader, &file)
+    }
+
+    /// [`FileTeacher::new`] on any reader of the teacher file; `file` names it in errors.
+    pub fn from_reader<R: std::io::BufRead>(
+        records: Arc<Vec<TaskRecord>>,
+        reader: R,
+        file: &str,
+    ) -> std::result::Result<Self, DataError> {
         let mut demos = HashMap::new();
-        for (line, value) in crate::records::json_lines(path)? {
+        crate::records::each_line(reader, file, |line, value| {
             let bad = |message: String| DataError::BadRecord {
-                file: file.clone(),
+                file: file.to_string(),
                 line,
                 message,
             };
@@ -163,11 +172,12 @@ impl FileTeacher {
             if demos.insert(id.clone(), (cot, answer)).is_some() {
                 return Err(bad(format!("duplicate id `{id}`")));
             }
-        }
+            Ok(())
+        })?;
         Ok(Self {
             records,
             demos: Some(demos),
-            source: file,
+            source: file.to_string(),
             served: AtomicU64::new(0),
         })
     }

@@ -387,6 +387,21 @@ mod tests {
     }
 
     #[test]
+    fn deeply_nested_toml_is_an_error_with_its_line() {
+        // The TOML parser has its own recursion limit; arrays and inline tables nested past it
+        // are an error that names the line, not a stack overflow.
+        for deep in [
+            format!("stop = {}", "[".repeat(100_000)),
+            format!("backoff = {}", "{a = ".repeat(100_000)),
+        ] {
+            let text = format!("base_url = \"http://x\"\nmodel = \"m\"\n{deep}");
+            let e = toml::from_str::<ChatConfig>(&text).unwrap_err().to_string();
+            assert!(e.contains("line 3"), "{e}");
+            assert!(e.contains("recursion limit"), "{e}");
+        }
+    }
+
+    #[test]
     fn cost_is_per_million() {
         let p = Prices {
             prompt_usd_per_million: 2.0,

@@ -36,6 +36,25 @@ mod limit;
 mod types;
 mod wire;
 
+/// Not part of the API: the response parsers on raw bytes, for the fuzz targets (`fuzz/`).
+#[doc(hidden)]
+pub mod fuzzing {
+    /// A 2xx body: `(text, finish_reason, usage)`, or the error's message.
+    #[allow(clippy::type_complexity)]
+    pub fn parse_response(
+        bytes: &[u8],
+    ) -> Result<(String, Option<String>, Option<(u64, u64)>), String> {
+        crate::wire::parse_response(bytes)
+            .map(|p| (p.text, p.finish_reason, p.usage))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The server's message from a non-2xx body.
+    pub fn error_message(bytes: &[u8]) -> String {
+        crate::wire::error_message(bytes)
+    }
+}
+
 pub use client::{ChatClient, MAX_BODY_BYTES};
 pub use config::{BackoffConfig, ChatConfig, Prices, MAX_CONCURRENCY};
 pub use error::{HttpError, MAX_ERROR_MESSAGE_CHARS};

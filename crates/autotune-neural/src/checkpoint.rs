@@ -16,6 +16,9 @@ pub const CONFIG_FILE: &str = "config.json";
 /// Version of the checkpoint layout; [`NeuralModel::load`] refuses any other.
 pub const FORMAT_VERSION: u32 = 1;
 
+/// Fewest bytes a parameter takes in the weights file (f16/bf16; f32 takes 4).
+const MIN_BYTES_PER_PARAM: u64 = 2;
+
 /// The content of `config.json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckpointMeta {
@@ -25,6 +28,37 @@ pub struct CheckpointMeta {
     pub config: TransformerConfig,
     /// Number of parameters, checked on load.
     pub num_params: usize,
+}
+
+impl CheckpointMeta {
+    /// Reads and checks `config.json`'s text: the format version, the vocabulary, the model
+    /// config, and a parameter count that agrees with the config (computed, not built).
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let meta: CheckpointMeta = serde_json::from_str(text)
+            .map_err(|e| format!("not a valid checkpoint config: {e}"))?;
+        if meta.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "format version {} is not supported (this build reads version {FORMAT_VERSION})",
+                meta.format_version
+            ));
+        }
+        if meta.vocab != meta.config.vocab {
+            return Err(format!(
+                "vocab {} disagrees with the model config's vocab {}",
+                meta.vocab, meta.config.vocab
+            ));
+        }
+        meta.config.validate().map_err(|e| e.to_string())?;
+        let n = meta.config.num_params();
+        if n != Some(meta.num_params) {
+            return Err(format!(
+                "the config describes {} parameters but the checkpoint says {}",
+                n.map_or("too many".to_string(), |n| n.to_string()),
+                meta.num_params
+            ));
+        }
+        Ok(meta)
+    }
 }
 
 fn ckpt_err(path: &Path, message: impl Into<String>) -> NeuralError {
@@ -73,32 +107,24 @@ impl NeuralModel {
         let config_path = dir.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&config_path)
             .map_err(|e| ckpt_err(&config_path, format!("cannot read the config: {e}")))?;
-        let meta: CheckpointMeta = serde_json::from_str(&text)
-            .map_err(|e| ckpt_err(&config_path, format!("not a valid checkpoint config: {e}")))?;
-        if meta.format_version != FORMAT_VERSION {
-            return Err(ckpt_err(
-                &config_path,
-                format!(
-                    "format version {} is not supported (this build reads version {FORMAT_VERSION})",
-                    meta.format_version
-                ),
-            ));
-        }
-        if meta.vocab != meta.config.vocab {
-            return Err(ckpt_err(
-                &config_path,
-                format!(
-                    "vocab {} disagrees with the model config's vocab {}",
-                    meta.vocab, meta.config.vocab
-                ),
-            ));
-        }
-        meta.config
-            .validate()
-            .map_err(|e| ckpt_err(&config_path, e.to_string()))?;
+        let meta = CheckpointMeta::parse(&text).map_err(|m| ckpt_err(&config_path, m))?;
         let weights = dir.join(WEIGHTS_FILE);
-        if !weights.is_file() {
-            return Err(ckpt_err(&weights, "the weights file is missing"));
+        let size = match std::fs::metadata(&weights) {
+            Ok(m) if m.is_file() => m.len(),
+            _ => return Err(ckpt_err(&weights, "the weights file is missing")),
+        };
+        // The model is built before its weights are read: a config that claims more
+        // parameters than the file can hold is refused before anything that size is
+        // allocated.
+        let need = (meta.num_params as u64).saturating_mul(MIN_BYTES_PER_PARAM);
+        if size < need {
+            return Err(ckpt_err(
+                &weights,
+                format!(
+                    "{size} bytes cannot hold the {} parameters the config describes",
+                    meta.num_params
+                ),
+            ));
         }
         let device = crate::cpu_device();
         // The initial values are overwritten; the seed only keeps this deterministic.
@@ -203,9 +229,61 @@ mod tests {
         assert!(e.contains("cannot load the weights"), "{e}");
         std::fs::write(&w, b"not a safetensors file at all").unwrap();
         let e = load_err(dir.path());
-        assert!(e.contains("cannot load the weights"), "{e}");
+        assert!(e.contains("cannot hold the"), "{e}");
         std::fs::write(&w, b"").unwrap();
         load_err(dir.path());
+    }
+
+    #[test]
+    fn the_parameter_count_is_computed_without_building_the_model() {
+        for (d_model, n_layers, n_heads, d_ff, vocab, max_len) in [
+            (8, 1, 2, 16, 5, 4),
+            (16, 2, 4, 8, 24, 64),
+            (12, 3, 3, 40, 7, 2),
+        ] {
+            let c = TransformerConfig {
+                vocab,
+                d_model,
+                n_layers,
+                n_heads,
+                d_ff,
+                max_len,
+                dropout: 0.0,
+            };
+            let built = Gpt::new(&c, &crate::cpu_device(), 0).unwrap().num_params();
+            assert_eq!(c.num_params(), Some(built), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_config_claiming_a_huge_model_is_refused_before_it_is_built() {
+        // Found writing the `neural_config` fuzz target: the model was built (every
+        // parameter allocated) from the config before the weights were read, so a few bytes
+        // of JSON could ask for terabytes. Now the count is computed, checked against the
+        // size of the weights file, and refused.
+        let dir = saved();
+        edit_config(dir.path(), |v| {
+            v["config"]["d_model"] = (1u64 << 20).into();
+            v["config"]["n_layers"] = 1000.into();
+            v["config"]["n_heads"] = 1.into();
+            let c: TransformerConfig = serde_json::from_value(v["config"].clone()).unwrap();
+            v["num_params"] = c.num_params().unwrap().into();
+        });
+        let e = load_err(dir.path());
+        assert!(e.contains("cannot hold the"), "{e}");
+        // A count that overflows is an error, not a wrap-around.
+        let dir = saved();
+        edit_config(dir.path(), |v| {
+            v["config"]["d_model"] = (1u64 << 40).into();
+            v["config"]["n_heads"] = 1.into();
+        });
+        let e = load_err(dir.path());
+        assert!(e.contains("overflows"), "{e}");
+        // The parse alone checks the same.
+        let text = r#"{"format":"autotune-neural","format_version":1,"vocab":3,"config":{"vocab":3,"d_model":4294967296,"n_layers":4294967296,"n_heads":1,"d_ff":1,"max_len":2,"dropout":0.0},"num_params":0}"#;
+        assert!(CheckpointMeta::parse(text)
+            .unwrap_err()
+            .contains("overflows"));
     }
 
     #[test]

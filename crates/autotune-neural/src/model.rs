@@ -69,7 +69,34 @@ impl TransformerConfig {
         if self.vocab > i32::MAX as usize {
             return bad(format!("vocab {} is too large", self.vocab));
         }
+        if self.num_params().is_none() {
+            return bad(format!("the model's parameter count overflows: {self:?}"));
+        }
         Ok(())
+    }
+
+    /// The number of parameters of [`Gpt`] with this config, computed without building it
+    /// (`None` when it overflows): token and position embeddings, per layer the attention's
+    /// four projections, the feed-forward's two layers and two layer norms, the final layer
+    /// norm and the head (all linear layers with bias).
+    pub fn num_params(&self) -> Option<usize> {
+        let (d, f) = (self.d_model, self.d_ff);
+        let attention = d.checked_mul(d)?.checked_add(d)?.checked_mul(4)?;
+        let feed_forward = d
+            .checked_mul(f)?
+            .checked_mul(2)?
+            .checked_add(f)?
+            .checked_add(d)?;
+        let layer = attention
+            .checked_add(feed_forward)?
+            .checked_add(d.checked_mul(4)?)?;
+        let embeddings = self.vocab.checked_add(self.max_len)?.checked_mul(d)?;
+        let head = d.checked_mul(self.vocab)?.checked_add(self.vocab)?;
+        layer
+            .checked_mul(self.n_layers)?
+            .checked_add(embeddings)?
+            .checked_add(head)?
+            .checked_add(d.checked_mul(2)?)
     }
 }
 

@@ -3,6 +3,7 @@
 //! line; the report draws whatever the rest allows.
 
 use std::fmt;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use autotune_experiment::{
@@ -45,8 +46,12 @@ pub struct RunData {
     pub problems: Vec<Problem>,
 }
 
-/// Largest metrics file read (bigger ones are refused, not loaded into memory).
-const MAX_METRICS_BYTES: u64 = 1 << 30;
+/// Largest metrics file read: 1 GiB (bigger ones are refused, not loaded into memory).
+pub const MAX_METRICS_BYTES: u64 = 1 << 30;
+/// Largest `config.toml` read: 16 MiB (a run writes a few KiB).
+pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
+/// Largest `comparison.json` read: 256 MiB (a run writes well under 1 MiB).
+pub const MAX_COMPARISON_BYTES: u64 = 256 << 20;
 
 impl RunData {
     /// Reads `dir`. Fails only when `dir` is not a readable directory; damaged or missing
@@ -73,9 +78,24 @@ impl RunData {
         });
     }
 
-    fn read(&mut self, name: &str, what_is_lost: &str) -> Option<String> {
+    /// The file's text, read up to `limit` bytes: a longer file (or one that never ends, such
+    /// as a link to a device) is a problem, not an allocation of its whole size.
+    fn read(&mut self, name: &str, limit: u64, what_is_lost: &str) -> Option<String> {
         let path = self.dir.join(name);
-        match std::fs::read(&path) {
+        let read = std::fs::File::open(&path).and_then(|f| {
+            let mut bytes = Vec::new();
+            f.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+            Ok(bytes)
+        });
+        match read {
+            Ok(bytes) if bytes.len() as u64 > limit => {
+                self.problem(
+                    name,
+                    None,
+                    format!("more than the {limit} bytes this report reads; {what_is_lost}"),
+                );
+                None
+            }
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(s) => Some(s),
                 Err(e) => {
@@ -97,7 +117,11 @@ impl RunData {
     }
 
     fn load_config(&mut self) {
-        let Some(text) = self.read(CONFIG_FILE, "the configuration is not shown") else {
+        let Some(text) = self.read(
+            CONFIG_FILE,
+            MAX_CONFIG_BYTES,
+            "the configuration is not shown",
+        ) else {
             return;
         };
         match text.parse::<toml::Value>() {
@@ -133,7 +157,11 @@ impl RunData {
                 return;
             }
         }
-        let Some(text) = self.read(METRICS_FILE, "per-phase plots cannot be drawn") else {
+        let Some(text) = self.read(
+            METRICS_FILE,
+            MAX_METRICS_BYTES,
+            "per-phase plots cannot be drawn",
+        ) else {
             return;
         };
         let ends_with_newline = text.ends_with('\n');
@@ -176,6 +204,7 @@ impl RunData {
     fn load_comparison(&mut self) {
         let Some(text) = self.read(
             COMPARISON_JSON,
+            MAX_COMPARISON_BYTES,
             "the bill is computed from the end records of metrics.jsonl",
         ) else {
             return;
@@ -272,5 +301,73 @@ impl RunData {
             Some(s) => s.to_string(),
             None => v.to_string(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(d: &RunData) -> String {
+        d.problems
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_that_never_end_are_refused_at_their_limit() {
+        // A config.toml that is a link to /dev/zero has no size to check beforehand: it is
+        // read up to its limit, then refused, instead of filling memory.
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(CONFIG_FILE)).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(COMPARISON_JSON)).unwrap();
+        let d = RunData::load(dir.path()).unwrap();
+        let p = problems(&d);
+        assert!(
+            p.contains(&format!(
+                "config.toml: more than the {MAX_CONFIG_BYTES} bytes this report reads"
+            )),
+            "{p}"
+        );
+        assert!(
+            p.contains(&format!(
+                "comparison.json: more than the {MAX_COMPARISON_BYTES} bytes this report reads"
+            )),
+            "{p}"
+        );
+        assert!(d.config_text.is_none() && d.comparison.is_none());
+    }
+
+    #[test]
+    fn deep_nesting_is_a_problem_with_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = "[".repeat(100_000);
+        std::fs::write(
+            dir.path().join(METRICS_FILE),
+            format!("\n{{\"record\": \"end\", \"x\": {deep}\n"),
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join(COMPARISON_JSON),
+            format!("\n\n{{\"x\": {deep}"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(CONFIG_FILE), format!("\na = {deep}")).unwrap();
+        // serde_json's limit of 128 levels (or, where the value is skipped, its iterative
+        // skipping) makes each a problem with its file and line, not a stack overflow.
+        let d = RunData::load(dir.path()).unwrap();
+        let p = problems(&d);
+        assert!(
+            p.contains("metrics.jsonl:2: not a metrics record: recursion limit exceeded"),
+            "{p}"
+        );
+        assert!(p.contains("comparison.json:3: not a comparison ("), "{p}");
+        assert!(
+            p.contains("config.toml:2: not valid TOML (recursion limit exceeded)"),
+            "{p}"
+        );
     }
 }

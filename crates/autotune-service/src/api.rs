@@ -159,29 +159,58 @@ fn lock(p: &Mutex<Pool>) -> std::sync::MutexGuard<'_, Pool> {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RegisterRequest {
-    name: String,
-    mask: MaskSpec,
+pub(crate) struct RegisterRequest {
+    pub(crate) name: String,
+    pub(crate) mask: MaskSpec,
     #[serde(default)]
-    prompts: Vec<PromptIn>,
+    pub(crate) prompts: Vec<PromptIn>,
     #[serde(default)]
-    seed: Option<u64>,
+    pub(crate) seed: Option<u64>,
     #[serde(default)]
-    lease_seconds: Option<f64>,
+    pub(crate) lease_seconds: Option<f64>,
+}
+
+impl RegisterRequest {
+    /// Checks the name and returns the pool's lease time (`default` when not given).
+    pub(crate) fn check(&self, default: f64) -> Result<f64, ApiError> {
+        check_name(&self.name)?;
+        let lease_seconds = self.lease_seconds.unwrap_or(default);
+        if !(lease_seconds.is_finite() && lease_seconds > 0.0 && lease_seconds <= 7.0 * 86400.0) {
+            return Err(ApiError::invalid(
+                "lease_seconds",
+                "lease_seconds must be in (0, 604800]",
+            ));
+        }
+        Ok(lease_seconds)
+    }
+}
+
+/// The body of `POST .../phase`: empty is `{}`.
+pub(crate) fn phase_request(body: &[u8]) -> Result<PhaseRequest, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(PhaseRequest::default());
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))
+}
+
+/// The page size of `GET .../state` (default 100, at most [`MAX_PAGE`]).
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(100);
+    if limit > MAX_PAGE {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("limit must be at most {MAX_PAGE}"),
+        ));
+    }
+    Ok(limit)
 }
 
 async fn register(
     State(st): State<Shared>,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    check_name(&req.name)?;
-    let lease_seconds = req.lease_seconds.unwrap_or(st.default_lease_seconds);
-    if !(lease_seconds.is_finite() && lease_seconds > 0.0 && lease_seconds <= 7.0 * 86400.0) {
-        return Err(ApiError::invalid(
-            "lease_seconds",
-            "lease_seconds must be in (0, 604800]",
-        ));
-    }
+    let lease_seconds = req.check(st.default_lease_seconds)?;
     let existing = st
         .pools
         .read()
@@ -299,13 +328,7 @@ async fn phase(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let pool = st.pool(&name)?;
-    // An empty body is `{}`.
-    let req: PhaseRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        PhaseRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()))?
-    };
+    let req = phase_request(&body)?;
     let (seq, body) = {
         let mut p = lock(&pool);
         let (body, op) = p.advance(req)?;
@@ -334,13 +357,7 @@ async fn get_state(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) =
         q.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", e.body_text()))?;
-    let limit = q.limit.unwrap_or(100);
-    if limit > MAX_PAGE {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("limit must be at most {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(q.limit)?;
     let pool = st.pool(&name)?;
     let body = lock(&pool).state(q.offset.unwrap_or(0), limit, now_unix());
     Ok(Json(body))

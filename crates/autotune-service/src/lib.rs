@@ -56,6 +56,8 @@
 //! unknown `model_version`, a stale `expected_phase`), 413, 503.
 
 mod api;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod load;
 mod mask;
 mod pool;

@@ -24,16 +24,16 @@ impl Checkpoint {
     pub fn read(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CoreError::Input(format!("reading checkpoint {}: {e}", path.display())))?;
-        let c: Checkpoint = serde_json::from_str(&text).map_err(|e| {
-            CoreError::Input(format!(
-                "{}: not an autotune checkpoint ({e})",
-                path.display()
-            ))
-        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a checkpoint's JSON text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let c: Checkpoint = serde_json::from_str(text)
+            .map_err(|e| CoreError::Input(format!("{origin}: not an autotune checkpoint ({e})")))?;
         if c.format != CHECKPOINT_FORMAT {
             return Err(CoreError::Input(format!(
-                "{}: checkpoint format `{}`, expected `{CHECKPOINT_FORMAT}`",
-                path.display(),
+                "{origin}: checkpoint format `{}`, expected `{CHECKPOINT_FORMAT}`",
                 c.format
             )));
         }

@@ -92,8 +92,14 @@ impl AnswerVerifier for ExactVerifier {
 
 /// A number written as an integer (`-1,234`), a decimal (`0.5`, `.5`), a fraction (`3/4`),
 /// scientific notation (`1.5e-3`, `1.5E3`, `1.5×10^3`, `1.5*10^-3`) or a percentage (`50%`,
-/// read as 0.5 when `percent=fraction`, as 50 by default). Returns `None` for anything else.
+/// read as 0.5 when `percent=fraction`, as 50 by default). Returns `None` for anything else,
+/// and for a number too large for an `f64` (`1×10^400`, `1e308/1e-308`): the value is always
+/// finite.
 pub fn parse_number(s: &str, percent_as_fraction: bool) -> Option<f64> {
+    parse_number_any(s, percent_as_fraction).filter(|v| v.is_finite())
+}
+
+fn parse_number_any(s: &str, percent_as_fraction: bool) -> Option<f64> {
     let mut t: String = s
         .trim()
         .chars()
@@ -492,6 +498,28 @@ mod tests {
         let abcd = ChoiceVerifier::from_options(&[("letters".into(), "ABCD".into())]).unwrap();
         assert!(!ok(&abcd, "E", "E"));
         assert!(ChoiceVerifier::from_options(&[("letters".into(), "12".into())]).is_err());
+    }
+
+    #[test]
+    fn numbers_too_large_for_f64_are_not_numbers() {
+        // Found by the verify_simple fuzz target: `1\times10^033000` parsed as infinity, so
+        // such a gold answer matched nothing, not even itself, and `0*10^400` was NaN.
+        for s in [
+            "1\\times10^033000",
+            "1×10^400",
+            "0*10^400",
+            "1e308/1e-308",
+            "-1e308/1e-308",
+            "9e307*10^1",
+        ] {
+            assert_eq!(parse_number(s, false), None, "{s}");
+            assert_eq!(parse_number(s, true), None, "{s}");
+        }
+        assert_eq!(parse_number("1×10^-400", false), Some(0.0));
+        assert_eq!(parse_number("1.5×10^3", false), Some(1500.0));
+        let v = NumericVerifier::default();
+        assert!(!v.verify(&Item::new("1×10^400", "1×10^500")).correct);
+        assert!(v.verify(&Item::new("1×10^300", "it is 1e300")).correct);
     }
 
     proptest! {

@@ -471,6 +471,14 @@ fn plain_boxed(c: &[char], out: &mut Vec<Cand>) {
 // ---------------------------------------------------------------------------------------
 
 const OPS: &str = "+-*×/^()÷";
+
+/// Longest run of characters one plain expression or number may span. The regexes emulated
+/// here repeat without bound (`\d+`, `[\d\s+*/()-]*`), and trying every end of every run from
+/// every start made a verdict quadratic in the input: 20 000 digits took a third of a second,
+/// `1 1 1 ...` nearly a second (found by timing the `verify_math` fuzz corpus). Repetitions
+/// stop after this many characters, as a bounded regex (`\d{1,1000}`) would; nothing shorter
+/// is affected.
+const MAX_RUN: usize = 1_000;
 const CURRENCY: &str = "$€£¥₹₽₪₩₫฿₡₢₣₤₥₦₧₨₩₪₫₭₮₯₰₱₲₳₴₵₶₷₸₹₺₻₼₽₾₿";
 
 fn is_c(ch: char) -> bool {
@@ -516,7 +524,7 @@ fn expr_first(c: &[char], r: usize, accept: &dyn Fn(usize) -> bool) -> Option<(u
         return None;
     }
     let mut run_end = q + 1;
-    while run_end < c.len() && is_c(c[run_end]) {
+    while run_end < c.len() && run_end - q < MAX_RUN && is_c(c[run_end]) {
         run_end += 1;
     }
     let first_op = (q + 1..run_end).find(|&i| OPS.contains(c[i]))?;
@@ -572,7 +580,10 @@ fn number_options(c: &[char], r: usize) -> Vec<(usize, String, String, bool)> {
             }
             let mut i = q + 1 + lead;
             let mut group_ends = Vec::new();
-            while matches!(c.get(i), Some(' ') | Some(',')) && (1..=3).all(|k| digit(c, i + k)) {
+            while i - q < MAX_RUN
+                && matches!(c.get(i), Some(' ') | Some(','))
+                && (1..=3).all(|k| digit(c, i + k))
+            {
                 i += 4;
                 group_ends.push(i);
             }
@@ -580,7 +591,7 @@ fn number_options(c: &[char], r: usize) -> Vec<(usize, String, String, bool)> {
                 let int = text(c, r, ge);
                 if c.get(ge) == Some(&'.') && digit(c, ge + 1) {
                     let mut d = ge + 1;
-                    while digit(c, d) {
+                    while d - ge <= MAX_RUN && digit(c, d) {
                         d += 1;
                     }
                     out.push((d, int.clone(), text(c, ge, d)));
@@ -592,13 +603,13 @@ fn number_options(c: &[char], r: usize) -> Vec<(usize, String, String, bool)> {
     // 2: -?\d+[.,]\d+
     if digit(c, q) {
         let mut i = q;
-        while digit(c, i) {
+        while i - q < MAX_RUN && digit(c, i) {
             i += 1;
         }
         for ie in (q + 1..=i).rev() {
             if matches!(c.get(ie), Some('.') | Some(',')) && digit(c, ie + 1) {
                 let mut d = ie + 1;
-                while digit(c, d) {
+                while d - ie <= MAX_RUN && digit(c, d) {
                     d += 1;
                 }
                 for de in (ie + 2..=d).rev() {
@@ -610,7 +621,7 @@ fn number_options(c: &[char], r: usize) -> Vec<(usize, String, String, bool)> {
     // 3: \.\d+
     if !neg && c.get(r) == Some(&'.') && digit(c, r + 1) {
         let mut d = r + 1;
-        while digit(c, d) {
+        while d - r <= MAX_RUN && digit(c, d) {
             d += 1;
         }
         for de in (r + 2..=d).rev() {
@@ -620,7 +631,7 @@ fn number_options(c: &[char], r: usize) -> Vec<(usize, String, String, bool)> {
     // 4: -?\d+
     if digit(c, q) {
         let mut i = q;
-        while digit(c, i) {
+        while i - q < MAX_RUN && digit(c, i) {
             i += 1;
         }
         for ie in (q + 1..=i).rev() {

@@ -348,15 +348,25 @@ impl<'a> P<'a> {
     }
 
     fn postfix(&mut self) -> R<Node> {
+        let depth = self.depth;
         self.enter()?;
         let r = self.postfix_inner();
-        self.depth -= 1;
+        self.depth = depth;
         r
     }
 
+    /// An atom and its postfix operators. Each `^`, `!` or `%` wraps the node so far in one
+    /// more level, so each counts as one level of nesting: a long `2^2^2^...` or `x!!!...`
+    /// used to build a tree thousands of levels deep without recursing here, and then
+    /// overflowed the stack in the recursive comparison (and drop) of that tree.
     fn postfix_inner(&mut self) -> R<Node> {
         let mut base = self.atom()?;
         loop {
+            if matches!(self.peek(), Some(Tok::Ch('^' | '!' | '%')))
+                || self.peek() == Some(&Tok::Cmd("%".into()))
+            {
+                self.enter()?;
+            }
             if self.eat_ch('^') {
                 // degrees: ^\circ, ^{\circ}
                 if self.eat_cmd("circ") {
@@ -412,7 +422,10 @@ impl<'a> P<'a> {
             }
             Some(Tok::Ch('-')) => {
                 self.i += 1;
-                Ok(self.script_arg()?.neg())
+                self.enter()?;
+                let r = self.script_arg();
+                self.depth -= 1;
+                Ok(r?.neg())
             }
             _ => self.atom(),
         }

@@ -51,6 +51,10 @@ fn lex(s: &str) -> Option<Vec<T>> {
     Some(out)
 }
 
+/// Deepest nesting parsed (a parenthesis counts twice: its sum and its operand), far above
+/// any real answer and far below what a thread's stack holds.
+const MAX_DEPTH: usize = 120;
+
 struct P {
     t: Vec<T>,
     i: usize,
@@ -68,7 +72,7 @@ impl P {
     }
     fn sum(&mut self) -> Option<Node> {
         self.depth += 1;
-        if self.depth > 60 {
+        if self.depth > MAX_DEPTH {
             return None;
         }
         let mut terms = vec![self.product()?];
@@ -102,20 +106,24 @@ impl P {
         }
         Some(if f.len() == 1 { f.pop()? } else { Node::Mul(f) })
     }
+    /// Every path that nests (`-x`, `+x`, `a ** b`, `(x)`) goes through here, so the depth
+    /// bounds the recursion whatever the input: `+` chains and `**` towers used to recurse
+    /// without counting and overflowed the stack of a rayon worker (2 MiB) on 20 000
+    /// characters.
     fn unary(&mut self) -> Option<Node> {
-        if self.eat("-") {
-            self.depth += 1;
-            if self.depth > 60 {
-                return None;
-            }
-            let r = self.unary()?.neg();
-            self.depth -= 1;
-            return Some(r);
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return None;
         }
-        if self.eat("+") {
-            return self.unary();
-        }
-        self.power()
+        let r = if self.eat("-") {
+            self.unary().map(Node::neg)
+        } else if self.eat("+") {
+            self.unary()
+        } else {
+            self.power()
+        };
+        self.depth -= 1;
+        r
     }
     fn power(&mut self) -> Option<Node> {
         let base = self.atom()?;

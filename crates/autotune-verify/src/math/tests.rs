@@ -268,3 +268,86 @@ proptest! {
         prop_assert!(MathVerifier::default().verify(&Item::new(gold, pred)).correct);
     }
 }
+
+/// Regression: `2**2**...**2` (pyexpr: `**` and unary `+` recursed without counting depth)
+/// and `$2^2^...^2$` (latex: postfix `^`, `!`, `%` built a tree thousands of levels deep
+/// that the comparison then walked recursively) overflowed the stack of a rayon worker and
+/// aborted the whole process. Every such input now stops at the parsers' depth limits; the
+/// verdicts run here on a 1 MiB stack, half of what rayon's workers get.
+#[test]
+fn deep_inputs_do_not_overflow_a_small_stack() {
+    let inputs: Vec<String> = vec![
+        format!("{}2", "2**".repeat(6_000)),
+        format!("{}1", "+".repeat(19_000)),
+        format!("{}1", "-+".repeat(9_000)),
+        format!("${}2$", "2^".repeat(9_000)),
+        format!("$2^{}1$", "-".repeat(19_000)),
+        format!("$x{}$", "!".repeat(19_000)),
+        format!("$2{}$", "\\%".repeat(9_000)),
+        format!("${}1$", "+".repeat(19_000)),
+        format!("${}1$", "-".repeat(19_000)),
+        format!("${}1{}$", "(".repeat(9_000), ")".repeat(9_000)),
+        format!("${}1{}$", "{".repeat(9_000), "}".repeat(9_000)),
+        format!(
+            "\\boxed{{{}1{}}}",
+            "\\boxed{".repeat(3_000),
+            "}".repeat(3_000)
+        ),
+        format!("${}$", "\\frac{1}".repeat(2_500)),
+        format!("${}x", "\\sqrt".repeat(3_000)),
+        format!("the answer is {}1", "(".repeat(9_000)),
+    ];
+    for s in inputs {
+        let head: String = s.chars().take(12).collect();
+        std::thread::Builder::new()
+            .stack_size(1 << 20)
+            .spawn(move || {
+                let v = MathVerifier::default();
+                let _ = v.verify(&Item::new(s.clone(), s.clone()));
+                let _ = v.verify(&Item::new("2", s));
+            })
+            .unwrap()
+            .join()
+            .unwrap_or_else(|_| panic!("{head}..."));
+    }
+    // Nesting within the limits still parses.
+    // Nesting within the limits still parses (as before the limits were added).
+    assert!(ok("16", "$2^{2^{2}}$"));
+    assert!(ok("4", "$(((((2+2)))))$"));
+    assert!(ok("8", "the answer is 2**3"));
+    assert!(ok("-1", "$---1$"));
+}
+
+/// Regression: plain numbers and expressions were matched by trying every end of every run
+/// from every start, so a verdict was quadratic in the input (found by timing the
+/// `verify_math` fuzz corpus: 20 000 digits took 0.36 s, `1 1 1 ...` 0.8 s, `1 000 000 ...`
+/// 0.4 s; normal answers take microseconds). Runs are now matched up to 1000 characters,
+/// as a bounded regex would, and these take milliseconds.
+#[test]
+fn long_runs_of_digits_and_operators_stay_linear() {
+    // The bound is visible: a 1500-digit number is read as its first 1000 digits.
+    assert_eq!(extracted(&"1".repeat(1_500)).map(|t| t.len()), Some(1_000));
+    assert_eq!(extracted(&"7".repeat(999)), Some("7".repeat(999)));
+    let inputs = [
+        "1".repeat(20_000),
+        "1 ".repeat(10_000),
+        format!("1{}", " 000".repeat(5_000)),
+        format!("1{}", ",000".repeat(5_000)),
+        format!("{}.{}", "1".repeat(10_000), "2".repeat(9_999)),
+        format!(".{}", "5".repeat(19_999)),
+        "1+".repeat(10_000),
+        "-1".repeat(10_000),
+        "(1".repeat(10_000),
+    ];
+    let v = MathVerifier::default();
+    let t = std::time::Instant::now();
+    for s in &inputs {
+        let _ = v.verify(&Item::new("1", s.as_str()));
+        let _ = v.verify(&Item::new(s.as_str(), "1"));
+    }
+    // Before: over 3.5 s in release; now about 0.3 s. The bound leaves room for a slow or
+    // busy machine and for unoptimised builds.
+    let took = t.elapsed();
+    let limit = if cfg!(debug_assertions) { 30.0 } else { 3.0 };
+    assert!(took.as_secs_f64() < limit, "{took:?}");
+}
