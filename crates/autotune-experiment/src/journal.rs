@@ -491,6 +491,36 @@ mod tests {
         s.into_bytes()
     }
 
+    proptest::proptest! {
+        /// A valid journal with one byte changed, bytes cut off the end or bytes appended is
+        /// read back without panicking: either refused, or every kept record is a whole
+        /// original line and only the tail after the last kept record is dropped.
+        #[test]
+        fn damaged_journals_never_panic_and_keep_only_whole_records(
+            pos in 0usize..10_000,
+            byte in proptest::prelude::any::<u8>(),
+            cut in 0usize..200,
+            extra in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let mut bytes = journal_bytes();
+            let p = pos % bytes.len();
+            bytes[p] = byte;
+            bytes.truncate(bytes.len() - cut.min(bytes.len()));
+            bytes.extend_from_slice(&extra);
+            if let Ok((recs, summary)) = parse_journal(Path::new("j"), &bytes[..]) {
+                let mut start = 0u64;
+                for r in &recs {
+                    proptest::prop_assert_eq!(bytes[r.end as usize - 1], b'\n');
+                    start = r.end;
+                }
+                match summary.dropped {
+                    Some((offset, _)) => proptest::prop_assert_eq!(offset, start),
+                    None => proptest::prop_assert_eq!(start, bytes.len() as u64),
+                }
+            }
+        }
+    }
+
     #[test]
     fn an_over_long_line_is_skipped_not_read() {
         use std::io::Read as _;
