@@ -9,10 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use autotune_core::Entry;
-use autotune_experiment::{parse_journal, JournalRecord, CHECKPOINT_DIR, JOURNAL_FILE};
+use autotune_experiment::{JournalRecord, CHECKPOINT_DIR, JOURNAL_FILE};
 use autotune_tasks::checkpoint::{Checkpoint, CheckpointModel};
 use autotune_tasks::neural::NeuralStudent;
+use common::{journal, results};
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -75,55 +78,6 @@ fn run_to_end(args: &[String]) -> Duration {
         String::from_utf8_lossy(&out.stderr)
     );
     t0.elapsed()
-}
-
-/// Drops wall-clock fields (the only ones a resumed run may change).
-fn strip_time(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.retain(|k, _| !k.contains("wall_seconds"));
-            m.values_mut().for_each(strip_time);
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip_time),
-        _ => {}
-    }
-}
-
-/// What a run directory measured, without wall time.
-fn results(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for name in [
-        "comparison.json",
-        "ledger.json",
-        "result.json",
-        "metrics.jsonl",
-    ] {
-        let text = std::fs::read_to_string(dir.join(name))
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()));
-        let lines: Vec<String> = if name.ends_with(".json") {
-            vec![text]
-        } else {
-            text.lines().map(String::from).collect()
-        };
-        let norm: Vec<String> = lines
-            .iter()
-            .map(|l| {
-                let mut v: Value = serde_json::from_str(l).expect("json");
-                strip_time(&mut v);
-                v.to_string()
-            })
-            .collect();
-        out.insert(name.to_string(), norm.join("\n"));
-    }
-    out
-}
-
-fn journal(dir: &Path) -> Vec<JournalRecord> {
-    let path = dir.join(JOURNAL_FILE);
-    let bytes = std::fs::read(&path).unwrap();
-    parse_journal(&path, &bytes[..])
-        .expect("the journal checks")
-        .0
 }
 
 /// The checkpoint names of the journal's fit records, in order.

@@ -10,8 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use autotune_core::Entry;
-use autotune_experiment::{parse_journal, JournalRecord, JOURNAL_FILE};
-use serde_json::Value;
+mod common;
+
+use autotune_experiment::{JournalRecord, JOURNAL_FILE};
+use common::{finished_journal as journal, results};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_autotune"));
@@ -83,70 +85,6 @@ fn workloads() -> Vec<(&'static str, f64, Vec<String>)> {
             ],
         ),
     ]
-}
-
-/// Drops wall-clock fields (the only ones a resumed run may change) from a JSON value.
-fn strip_time(v: &mut Value) {
-    match v {
-        Value::Object(m) => {
-            m.retain(|k, _| !k.contains("wall_seconds"));
-            m.values_mut().for_each(strip_time);
-        }
-        Value::Array(a) => a.iter_mut().for_each(strip_time),
-        _ => {}
-    }
-}
-
-/// Everything a run directory measured, without wall time: the comparison, the ledgers, the
-/// result, every metrics record (sorted: parallel runs interleave) and the SFT export.
-fn results(dir: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    for name in ["comparison.json", "ledger.json", "result.json", "sft.jsonl"] {
-        let Ok(text) = std::fs::read_to_string(dir.join(name)) else {
-            continue;
-        };
-        let mut lines: Vec<String> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| l.to_string())
-            .collect();
-        if name.ends_with(".json") {
-            lines = vec![text];
-        }
-        let mut norm: Vec<String> = lines
-            .iter()
-            .map(|l| {
-                let mut v: Value = serde_json::from_str(l).expect("json");
-                strip_time(&mut v);
-                v.to_string()
-            })
-            .collect();
-        norm.sort();
-        out.insert(name.to_string(), norm.join("\n"));
-    }
-    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
-    let mut lines: Vec<String> = metrics
-        .lines()
-        .map(|l| {
-            let mut v: Value = serde_json::from_str(l).expect("metrics line");
-            strip_time(&mut v);
-            v.to_string()
-        })
-        .collect();
-    lines.sort();
-    out.insert("metrics.jsonl".into(), lines.join("\n"));
-    out
-}
-
-fn journal(dir: &Path) -> Vec<JournalRecord> {
-    let path = dir.join(JOURNAL_FILE);
-    let bytes = std::fs::read(&path).unwrap();
-    let (records, summary) = parse_journal(&path, &bytes[..]).expect("a finished journal checks");
-    assert!(
-        summary.dropped.is_none(),
-        "a finished journal has no torn record"
-    );
-    records
 }
 
 /// Teacher prompts per stream, in journal order.
