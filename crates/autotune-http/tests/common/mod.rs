@@ -233,7 +233,11 @@ fn handle(mut stream: TcpStream, st: &State, fault: Fault) {
     st.requests.lock().unwrap().push(req.clone());
     let now = st.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     st.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    // A request is in flight until the server starts its answer: the client may take its
+    // next request as soon as the answer arrives, before this thread would get to count down.
+    let done = || st.in_flight.fetch_sub(1, Ordering::SeqCst);
     let ok = |stream: &mut TcpStream| {
+        done();
         let n = st.answered.fetch_add(1, Ordering::SeqCst);
         let body = answer(&req, n);
         write_response(stream, 200, &[], body.as_bytes(), body.len());
@@ -252,20 +256,27 @@ fn handle(mut stream: TcpStream, st: &State, fault: Fault) {
         Fault::Truncated => {
             let body = answer(&req, usize::MAX);
             let half = &body.as_bytes()[..body.len() / 2];
+            done();
             write_response(&mut stream, 200, &[], half, body.len());
         }
-        Fault::Body(b) => write_response(&mut stream, 200, &[], b.as_bytes(), b.len()),
+        Fault::Body(b) => {
+            done();
+            write_response(&mut stream, 200, &[], b.as_bytes(), b.len())
+        }
         Fault::Huge(n) => {
             let mut body = br#"{"pad":""#.to_vec();
             body.resize(n.saturating_sub(2), b'a');
             body.extend_from_slice(br#""}"#);
+            done();
             write_response(&mut stream, 200, &[], &body, body.len());
         }
         Fault::Status {
             code,
             headers,
             body,
-        } => write_response(&mut stream, code, &headers, body.as_bytes(), body.len()),
+        } => {
+            done();
+            write_response(&mut stream, code, &headers, body.as_bytes(), body.len())
+        }
     }
-    st.in_flight.fetch_sub(1, Ordering::SeqCst);
 }
