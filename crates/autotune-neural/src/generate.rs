@@ -191,7 +191,9 @@ impl NeuralModel {
             .collect();
         let mut outputs: Vec<Vec<TokenId>> = vec![Vec::new(); n];
         let mut done: Vec<bool> = layout.cap.iter().map(|&c| c == 0).collect();
-        let mut cache = KvCache::default();
+        // Columns: the prompt block, then one per step while a row is still generating.
+        let columns_needed = width + layout.cap.iter().copied().max().unwrap_or(0);
+        let mut cache = KvCache::new(&self.gpt, layout.pad.clone(), columns_needed);
         let mut logits = if cached {
             self.prefill(&columns, &layout, &device, &mut cache)
         } else {
@@ -287,17 +289,9 @@ impl NeuralModel {
             .flat_map(|i| (0..t).map(move |j| (i, j)))
             .map(|(i, j)| self.position(layout, i, j))
             .collect();
-        let mut mask = Vec::with_capacity(n * t * t);
-        for i in 0..n {
-            for q in 0..t {
-                mask.extend((0..t).map(|k| k > q || k < layout.pad[i]));
-            }
-        }
-        let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask, [n, 1, t, t]), device);
         let logits = self.gpt.forward_cached(
             int_tensor(tokens, [n, t], device),
             int_tensor(positions, [n, t], device),
-            mask,
             cache,
         );
         logits.into_data().iter::<f32>().collect()
@@ -315,15 +309,9 @@ impl NeuralModel {
         let t = columns[0].len();
         let tokens: Vec<i64> = columns.iter().map(|c| c[t - 1]).collect();
         let positions: Vec<i64> = (0..n).map(|i| self.position(layout, i, t - 1)).collect();
-        let mut mask = Vec::with_capacity(n * t);
-        for i in 0..n {
-            mask.extend((0..t).map(|k| k < layout.pad[i]));
-        }
-        let mask = Tensor::<4, Bool>::from_data(TensorData::new(mask, [n, 1, 1, t]), device);
         let logits = self.gpt.forward_cached(
             int_tensor(tokens, [n, 1], device),
             int_tensor(positions, [n, 1], device),
-            mask,
             cache,
         );
         logits.into_data().iter::<f32>().collect()

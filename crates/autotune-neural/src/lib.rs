@@ -19,6 +19,7 @@
 
 mod checkpoint;
 mod generate;
+mod kernels;
 mod model;
 mod state;
 mod train;

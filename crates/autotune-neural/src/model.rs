@@ -2,10 +2,11 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput, TransformerEncoderLayer,
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderLayer,
 };
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
+use burn::tensor::module::linear;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -144,83 +145,269 @@ impl Gpt {
     }
 
     /// Logits `[batch, time, vocab]` for `tokens` at `positions` (both `[batch, time]`), with
-    /// `mask_attn` (`[batch, time, time]`, true = may not attend).
+    /// `mask_attn` (`[batch, time, time]`, true = may not attend). Masked scores are set to
+    /// burn's `min_float` (-1e4), as burn's `MultiHeadAttention` does.
     pub fn forward(
         &self,
         tokens: Tensor<2, Int>,
         positions: Tensor<2, Int>,
         mask_attn: Tensor<3, Bool>,
     ) -> Tensor<3> {
-        let h = self.tok.forward(tokens) + self.pos.forward(positions);
-        let h = self
-            .enc
-            .forward(TransformerEncoderInput::new(h).mask_attn(mask_attn));
-        self.head.forward(self.norm.forward(h))
+        let fill = self.enc.layers.first().map_or(-1e4, |l| l.mha.min_float);
+        self.forward_with_fill(tokens, positions, mask_attn, fill)
+    }
+
+    /// [`Gpt::forward`] with masked scores set to `fill`. Where every query may attend to at
+    /// least one key (a causal mask with right padding, as in training), `-inf` gives the same
+    /// attention weights as -1e4, bit for bit (`exp(-1e4 - max)` is 0 in `f32` too), without
+    /// the slow underflow path of the C library's `expf` for every masked score. A fully masked
+    /// query row (left padding) needs a finite `fill`.
+    pub(crate) fn forward_with_fill(
+        &self,
+        tokens: Tensor<2, Int>,
+        positions: Tensor<2, Int>,
+        mask_attn: Tensor<3, Bool>,
+        fill: f64,
+    ) -> Tensor<3> {
+        let mut h = self.tok.forward(tokens) + self.pos.forward(positions);
+        let [b, t, _] = h.dims();
+        let mask = mask_attn.reshape([b, 1, t, t]);
+        for layer in &self.enc.layers {
+            h = layer_forward(layer, h, &mask, fill);
+        }
+        rows(&self.head, self.norm.forward(h))
     }
 
     /// One incremental pass: the new tokens `[batch, t]` at `positions`, attending to the
-    /// cached keys and values plus their own (`mask`: `[batch, 1, t, past + t]`, true = may
-    /// not attend). Returns the logits of the last new position, `[batch, vocab]`.
+    /// cached keys and values plus their own (causally; a row's padding columns, see
+    /// [`KvCache::new`], are never attended to). Returns the logits of the last new position,
+    /// `[batch, vocab]`.
     pub(crate) fn forward_cached(
         &self,
         tokens: Tensor<2, Int>,
         positions: Tensor<2, Int>,
-        mask: Tensor<4, Bool>,
         cache: &mut KvCache,
     ) -> Tensor<2> {
         let mut x = self.tok.forward(tokens) + self.pos.forward(positions);
-        if cache.layers.is_empty() {
-            cache.layers = (0..self.enc.layers.len()).map(|_| None).collect();
+        let [b, t, _] = x.dims();
+        assert!(
+            b == cache.batch && cache.len + t <= cache.columns,
+            "KV cache of {} rows x {} columns ({} used) cannot take [{b}, {t}]",
+            cache.batch,
+            cache.columns,
+            cache.len
+        );
+        for (index, layer) in self.enc.layers.iter().enumerate() {
+            x = layer_forward_cached(layer, x, cache, index);
         }
-        for (layer, kv) in self.enc.layers.iter().zip(cache.layers.iter_mut()) {
-            x = layer_forward_cached(layer, x, mask.clone(), kv);
-        }
+        cache.len += t;
         let [b, t, d] = x.dims();
         let last = x.slice([0..b, t - 1..t, 0..d]);
-        let logits = self.head.forward(self.norm.forward(last));
+        let logits = rows(&self.head, self.norm.forward(last));
         let vocab = logits.dims()[2];
         logits.reshape([b, vocab])
     }
 }
 
-/// Keys and values of every layer, `[batch, heads, time, d_k]` each.
-#[derive(Default)]
-pub(crate) struct KvCache {
-    layers: Vec<Option<(Tensor<4>, Tensor<4>)>>,
-}
-
-/// A pre-norm encoder layer (burn's `TransformerEncoderLayer` with `norm_first`: `norm_2`
-/// before attention, `norm_1` before the feed-forward block) over new positions only, reusing
-/// and extending the cached keys and values. Inference only: no dropout.
-fn layer_forward_cached(
+/// burn's `TransformerEncoderLayer::forward` with `norm_first` (pre-norm: `norm_2` before
+/// attention, `norm_1` before the feed-forward block), the same operations in the same order,
+/// dropout included, except GELU (see [`gelu`]).
+fn layer_forward(
     layer: &TransformerEncoderLayer,
     x: Tensor<3>,
-    mask: Tensor<4, Bool>,
-    kv: &mut Option<(Tensor<4>, Tensor<4>)>,
+    mask: &Tensor<4, Bool>,
+    fill: f64,
 ) -> Tensor<3> {
     let [b, t, d] = x.dims();
     let mha = &layer.mha;
     let (heads, d_k) = (mha.n_heads, mha.d_k);
     let h = layer.norm_2.forward(x.clone());
     let split = |y: Tensor<3>| y.reshape([b, t, heads, d_k]).swap_dims(1, 2);
-    let q = split(mha.query.forward(h.clone()));
-    let k = split(mha.key.forward(h.clone()));
-    let v = split(mha.value.forward(h));
-    let (k, v) = match kv.take() {
-        Some((pk, pv)) => (Tensor::cat(vec![pk, k], 2), Tensor::cat(vec![pv, v], 2)),
-        None => (k, v),
-    };
-    *kv = Some((k.clone(), v.clone()));
+    let q = split(rows(&mha.query, h.clone()));
+    let k = split(rows(&mha.key, h.clone()));
+    let v = split(rows(&mha.value, h));
     let scores = q
         .matmul(k.transpose())
         .div_scalar((d_k as f32).sqrt())
-        .mask_fill(mask, mha.min_float);
-    let ctx = softmax(scores, 3)
-        .matmul(v)
-        .swap_dims(1, 2)
-        .reshape([b, t, d]);
-    let x = x + mha.output.forward(ctx);
-    x.clone() + layer.pwff.forward(layer.norm_1.forward(x))
+        .mask_fill(mask.clone(), fill);
+    let weights = mha.dropout.forward(softmax(scores, 3));
+    let ctx = weights.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
+    let x = x + layer.dropout.forward(rows(&mha.output, ctx));
+    let f = feed_forward(layer, layer.norm_1.forward(x.clone()));
+    x + layer.dropout.forward(f)
+}
+
+/// `linear.forward(x)` with `x`'s `[batch, time]` rows flattened into one dimension: one
+/// `[batch * time, d_in] x [d_in, d_out]` matmul, and in the backward pass one matmul for the
+/// weight's gradient. Given `[batch, time, d_in]`, burn keeps the batch dimension when `time`
+/// is short (47 here): `batch` small matmuls forward, and for the weight `batch` products
+/// `[d_in, d_out]` summed afterwards.
+fn rows(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
+    let [b, t, d] = x.dims();
+    let y = linear.forward(x.reshape([b * t, d]));
+    let out = y.dims()[1];
+    y.reshape([b, t, out])
+}
+
+/// burn's `PositionWiseFeedForward::forward` (linear, GELU, dropout, linear) with [`gelu`].
+fn feed_forward(layer: &TransformerEncoderLayer, x: Tensor<3>) -> Tensor<3> {
+    let pwff = &layer.pwff;
+    let hidden = gelu(rows(&pwff.linear_inner, x));
+    rows(&pwff.linear_outer, pwff.dropout.forward(hidden))
+}
+
+/// The exact GELU, `x Phi(x)` with `Phi` from `erf`, as burn's `Gelu` (which `burn::nn`'s
+/// transformer uses), computed with the kernels of [`crate::kernels`] instead of burn's scalar
+/// `erff` per element. Without autodiff the values are computed in place. With autodiff it is
+/// `x * slope + offset` with `slope = gelu'(x)` and `offset = gelu(x) - x slope` computed from
+/// `x`'s values as constants: the value is `gelu(x)` (to rounding) and the gradient
+/// `gelu'(x)`, one multiplication and one addition for burn to differentiate.
+fn gelu(x: Tensor<3>) -> Tensor<3> {
+    let dims = x.dims();
+    let device = x.device();
+    if !x.is_tracked() {
+        let mut data = x.into_data();
+        crate::kernels::gelu_in_place(data.as_mut_slice::<f32>().expect("f32 activations"));
+        return Tensor::from_data(data, &device);
+    }
+    let data = x.clone().into_data();
+    let xs = data.as_slice::<f32>().expect("f32 activations");
+    let (mut slope, mut offset) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
+    crate::kernels::gelu_slope_offset(xs, &mut slope, &mut offset);
+    let slope = Tensor::<3>::from_data(TensorData::new(slope, dims), &device);
+    let offset = Tensor::<3>::from_data(TensorData::new(offset, dims), &device);
+    x * slope + offset
+}
+
+/// A preallocated KV cache for batched generation, outside burn: the keys and values of every
+/// layer as `[batch, heads, columns, d_k]` buffers written in place, and the fused
+/// query/key/value projection of every layer (one matmul instead of three). Attention over the
+/// cache is computed here directly: for one new token it is a few dot products per head, and
+/// burn's ops would copy the whole cache at every step (`cat`) and make a dozen tensors.
+pub(crate) struct KvCache {
+    batch: usize,
+    heads: usize,
+    d_k: usize,
+    /// Columns the buffers hold (prompt block plus generated tokens).
+    columns: usize,
+    /// Columns written so far.
+    len: usize,
+    /// Row `i`'s columns before `pad[i]` are padding: never attended to.
+    pad: Vec<usize>,
+    keys: Vec<Vec<f32>>,
+    values: Vec<Vec<f32>>,
+    /// Per layer: `[d_model, 3 d_model]` weight and `[3 d_model]` bias (query, key, value).
+    qkv: Vec<(Tensor<2>, Tensor<1>)>,
+}
+
+impl KvCache {
+    /// An empty cache for `pad.len()` rows of up to `columns` columns for `gpt`.
+    pub(crate) fn new(gpt: &Gpt, pad: Vec<usize>, columns: usize) -> Self {
+        let (batch, layers) = (pad.len(), gpt.enc.layers.len());
+        let mha = &gpt.enc.layers[0].mha;
+        let (heads, d_k) = (mha.n_heads, mha.d_k);
+        let size = batch * heads * columns * d_k;
+        let bias = |l: &Linear| match &l.bias {
+            Some(b) => b.val(),
+            None => Tensor::zeros([l.weight.dims()[1]], &l.weight.device()),
+        };
+        let qkv = gpt
+            .enc
+            .layers
+            .iter()
+            .map(|layer| {
+                let m = &layer.mha;
+                let w = Tensor::cat(
+                    vec![
+                        m.query.weight.val(),
+                        m.key.weight.val(),
+                        m.value.weight.val(),
+                    ],
+                    1,
+                );
+                let b = Tensor::cat(vec![bias(&m.query), bias(&m.key), bias(&m.value)], 0);
+                (w, b)
+            })
+            .collect();
+        Self {
+            batch,
+            heads,
+            d_k,
+            columns,
+            len: 0,
+            pad,
+            keys: vec![vec![0.0; size]; layers],
+            values: vec![vec![0.0; size]; layers],
+            qkv,
+        }
+    }
+}
+
+/// A pre-norm encoder layer (burn's `TransformerEncoderLayer` with `norm_first`: `norm_2`
+/// before attention, `norm_1` before the feed-forward block) over new positions only, writing
+/// their keys and values into the cache and attending to the cached ones. Inference only: no
+/// dropout. The attention is burn's `MultiHeadAttention` (scores `q.k / sqrt(d_k)`, masked
+/// keys out of the softmax) on the visible keys: the masked ones, filled with -1e4 by burn,
+/// get weight exactly 0 there too. A padding position (no visible key) gets a zero context;
+/// nothing real attends to it.
+fn layer_forward_cached(
+    layer: &TransformerEncoderLayer,
+    x: Tensor<3>,
+    cache: &mut KvCache,
+    index: usize,
+) -> Tensor<3> {
+    let [b, t, d] = x.dims();
+    let device = x.device();
+    let h = layer.norm_2.forward(x.clone());
+    let (w, bias) = &cache.qkv[index];
+    let qkv = linear(h, w.clone(), Some(bias.clone())).into_data();
+    let qkv = qkv.as_slice::<f32>().expect("f32 activations");
+    let ctx = attend_cached(qkv, cache, index, t, d);
+    let ctx = Tensor::<3>::from_data(TensorData::new(ctx, [b, t, d]), &device);
+    let x = x + rows(&layer.mha.output, ctx);
+    x.clone() + feed_forward(layer, layer.norm_1.forward(x))
+}
+
+/// Stores the keys and values of `qkv` (`[batch, t, 3 d]`: queries, keys, values) at columns
+/// `cache.len..cache.len + t` of layer `index` and returns the attention context `[batch, t, d]`.
+fn attend_cached(qkv: &[f32], cache: &mut KvCache, index: usize, t: usize, d: usize) -> Vec<f32> {
+    let (heads, d_k, columns, past) = (cache.heads, cache.d_k, cache.columns, cache.len);
+    let scale = (d_k as f32).sqrt();
+    let keys = &mut cache.keys[index];
+    let values = &mut cache.values[index];
+    let mut ctx = vec![0f32; cache.batch * t * d];
+    let mut weights = vec![0f32; past + t];
+    for (i, &pad) in cache.pad.iter().enumerate() {
+        for j in 0..t {
+            let row = &qkv[(i * t + j) * 3 * d..(i * t + j + 1) * 3 * d];
+            for hh in 0..heads {
+                let at = ((i * heads + hh) * columns + past + j) * d_k;
+                keys[at..at + d_k].copy_from_slice(&row[d + hh * d_k..d + (hh + 1) * d_k]);
+                values[at..at + d_k]
+                    .copy_from_slice(&row[2 * d + hh * d_k..2 * d + (hh + 1) * d_k]);
+            }
+        }
+        for j in 0..t {
+            let col = past + j;
+            if pad > col {
+                continue;
+            }
+            let row = &qkv[(i * t + j) * 3 * d..(i * t + j + 1) * 3 * d];
+            for hh in 0..heads {
+                let base = (i * heads + hh) * columns;
+                let at = (i * t + j) * d + hh * d_k;
+                crate::kernels::attend_one(
+                    &row[hh * d_k..(hh + 1) * d_k],
+                    &keys[(base + pad) * d_k..(base + col + 1) * d_k],
+                    &values[(base + pad) * d_k..(base + col + 1) * d_k],
+                    scale,
+                    &mut weights,
+                    &mut ctx[at..at + d_k],
+                );
+            }
+        }
+    }
+    ctx
 }
 
 /// Forces lazy parameters to be initialised (in visiting order, hence deterministically).
