@@ -121,6 +121,15 @@ impl NeuralModel {
         opts: &GenerateOptions,
         cached: bool,
     ) -> Result<Vec<Vec<TokenId>>> {
+        crate::train::on_pool(|| self.generate_here(prompts, opts, cached))
+    }
+
+    fn generate_here(
+        &self,
+        prompts: &[Vec<TokenId>],
+        opts: &GenerateOptions,
+        cached: bool,
+    ) -> Result<Vec<Vec<TokenId>>> {
         if opts.batch_size == 0 {
             return Err(NeuralError::Config("batch_size must be positive".into()));
         }

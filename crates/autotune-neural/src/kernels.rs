@@ -83,9 +83,28 @@ macro_rules! dispatched {
     };
 }
 
+/// Elements per parallel task of the elementwise kernels (rayon, in fixed chunks: the result
+/// does not depend on the number of threads).
+const CHUNK: usize = 32 * 1024;
+
+/// `x <- gelu(x) = x Phi(x)`, in place, in parallel.
+pub fn gelu_in_place(xs: &mut [f32]) {
+    use rayon::prelude::*;
+    xs.par_chunks_mut(CHUNK).for_each(gelu_in_place_serial);
+}
+
+/// [`gelu_slope_offset_serial`] in parallel.
+pub fn gelu_slope_offset(xs: &[f32], slope: &mut [f32], offset: &mut [f32]) {
+    use rayon::prelude::*;
+    xs.par_chunks(CHUNK)
+        .zip(slope.par_chunks_mut(CHUNK))
+        .zip(offset.par_chunks_mut(CHUNK))
+        .for_each(|((x, s), o)| gelu_slope_offset_serial(x, s, o));
+}
+
 dispatched! {
     /// `x <- gelu(x) = x Phi(x)`, in place.
-    pub fn gelu_in_place(xs: &mut [f32]) {
+    pub fn gelu_in_place_serial(xs: &mut [f32]) {
         for x in xs.iter_mut() {
             let (cdf, _) = normal_cdf_pdf(*x);
             *x *= cdf;
@@ -97,7 +116,7 @@ dispatched! {
     /// For a GELU with autodiff: `slope = gelu'(x) = Phi(x) + x phi(x)` and
     /// `offset = gelu(x) - x * slope`, so that `x * slope + offset` is `gelu(x)` (to rounding)
     /// and its derivative in `x`, with `slope` and `offset` held constant, is `gelu'(x)`.
-    pub fn gelu_slope_offset(xs: &[f32], slope: &mut [f32], offset: &mut [f32]) {
+    pub fn gelu_slope_offset_serial(xs: &[f32], slope: &mut [f32], offset: &mut [f32]) {
         for ((&x, s), o) in xs.iter().zip(slope.iter_mut()).zip(offset.iter_mut()) {
             let (cdf, pdf) = normal_cdf_pdf(x);
             let d = cdf + x * pdf;
@@ -108,49 +127,168 @@ dispatched! {
 }
 
 dispatched! {
-    /// The attention of one query over `n` keys and values (rows of `d_k` in `keys` and
-    /// `values`): `out = softmax(q.k / scale) . v`; `weights` (at least `n` long) is scratch.
+    /// The attention of one query `q` (`d_k` long) over the keys and values of columns
+    /// `range = (lo, hi)`: `out = softmax(q.k / scale) . v`. `keys_t` holds the keys transposed, `d_k`
+    /// rows of `columns` (so that 8 columns' scores are computed at once); `values` holds
+    /// the values of columns `lo..hi`, `d_k` each. `weights` (at least `hi - lo` long) is
+    /// scratch.
     pub fn attend_one(
         q: &[f32],
-        keys: &[f32],
+        keys_t: &[f32],
+        columns: usize,
+        range: (usize, usize),
         values: &[f32],
         scale: f32,
         weights: &mut [f32],
         out: &mut [f32]
     ) {
-        let d_k = q.len();
-        let n = keys.len() / d_k;
-        let weights = &mut weights[..n];
-        let mut max = f32::NEG_INFINITY;
-        for (w, k) in weights.iter_mut().zip(keys.chunks_exact(d_k)) {
-            let mut acc = [0f32; 8];
-            let (cq, ck) = (q.chunks_exact(8), k.chunks_exact(8));
-            let (rq, rk) = (cq.remainder(), ck.remainder());
-            for (x, y) in cq.zip(ck) {
-                for j in 0..8 {
-                    acc[j] += x[j] * y[j];
+        let (lo, hi) = range;
+        let weights = &mut weights[..hi - lo];
+        match q.len() {
+            8 => scores::<8>(q, keys_t, columns, lo, hi, scale, weights),
+            16 => scores::<16>(q, keys_t, columns, lo, hi, scale, weights),
+            24 => scores::<24>(q, keys_t, columns, lo, hi, scale, weights),
+            32 => scores::<32>(q, keys_t, columns, lo, hi, scale, weights),
+            48 => scores::<48>(q, keys_t, columns, lo, hi, scale, weights),
+            64 => scores::<64>(q, keys_t, columns, lo, hi, scale, weights),
+            _ => scores_any(q, keys_t, columns, lo, hi, scale, weights),
+        }
+        let max = weights.iter().fold(f32::NEG_INFINITY, |m, &w| m.max(w));
+        softmax_in_place(weights, max);
+        match q.len() {
+            8 => weighted_sum::<8>(weights, values, out),
+            16 => weighted_sum::<16>(weights, values, out),
+            24 => weighted_sum::<24>(weights, values, out),
+            32 => weighted_sum::<32>(weights, values, out),
+            48 => weighted_sum::<48>(weights, values, out),
+            64 => weighted_sum::<64>(weights, values, out),
+            _ => weighted_sum_any(weights, values, out),
+        }
+    }
+}
+
+/// `weights[c - lo] = q . k_c / scale` for columns `lo..hi`, 8 columns at a time.
+#[inline(always)]
+fn scores<const D: usize>(
+    q: &[f32],
+    keys_t: &[f32],
+    columns: usize,
+    lo: usize,
+    hi: usize,
+    scale: f32,
+    weights: &mut [f32],
+) {
+    let q: &[f32; D] = q.try_into().expect("d_k");
+    let mut c = lo;
+    while c + 8 <= hi {
+        // Four independent sums (j mod 4), added at the end: not one chain of D additions.
+        let mut acc = [[0f32; 8]; 4];
+        for j0 in (0..D).step_by(4) {
+            for (u, acc) in acc.iter_mut().enumerate() {
+                let j = j0 + u;
+                let k: &[f32; 8] = keys_t[j * columns + c..j * columns + c + 8]
+                    .try_into()
+                    .expect("8 columns");
+                for l in 0..8 {
+                    acc[l] += q[j] * k[l];
                 }
             }
-            let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-            for (x, y) in rq.iter().zip(rk) {
-                s += x * y;
+        }
+        for l in 0..8 {
+            let s = (acc[0][l] + acc[1][l]) + (acc[2][l] + acc[3][l]);
+            weights[c - lo + l] = s / scale;
+        }
+        c += 8;
+    }
+    for c in c..hi {
+        let mut s = 0f32;
+        for (j, &qj) in q.iter().enumerate() {
+            s += qj * keys_t[j * columns + c];
+        }
+        weights[c - lo] = s / scale;
+    }
+}
+
+/// [`scores`] for any `d_k`.
+#[inline(always)]
+fn scores_any(
+    q: &[f32],
+    keys_t: &[f32],
+    columns: usize,
+    lo: usize,
+    hi: usize,
+    scale: f32,
+    weights: &mut [f32],
+) {
+    for c in lo..hi {
+        let mut s = 0f32;
+        for (j, &qj) in q.iter().enumerate() {
+            s += qj * keys_t[j * columns + c];
+        }
+        weights[c - lo] = s / scale;
+    }
+}
+
+/// `out = sum_c weights[c] values[c]` with `D`-long value rows: the sum stays in registers.
+#[inline(always)]
+fn weighted_sum<const D: usize>(weights: &[f32], values: &[f32], out: &mut [f32]) {
+    // Two independent sums (even and odd columns), added at the end.
+    let mut acc = [[0f32; D]; 2];
+    let pairs = weights.chunks_exact(2).zip(values.chunks_exact(2 * D));
+    for (p, v) in pairs {
+        for (u, acc) in acc.iter_mut().enumerate() {
+            let v: &[f32; D] = v[u * D..(u + 1) * D].try_into().expect("d_k");
+            for j in 0..D {
+                acc[j] += p[u] * v[j];
             }
-            *w = s / scale;
-            max = max.max(*w);
         }
-        let mut sum = 0.0;
-        for w in weights.iter_mut() {
-            *w = exp(*w - max);
-            sum += *w;
+    }
+    if weights.len() % 2 == 1 {
+        let p = weights[weights.len() - 1];
+        let v = &values[(weights.len() - 1) * D..weights.len() * D];
+        for j in 0..D {
+            acc[0][j] += p * v[j];
         }
-        let inv = 1.0 / sum;
-        out.fill(0.0);
-        for (&w, v) in weights.iter().zip(values.chunks_exact(d_k)) {
-            let p = w * inv;
-            for (o, &v) in out.iter_mut().zip(v) {
-                *o += p * v;
-            }
+    }
+    for (j, o) in out.iter_mut().enumerate() {
+        *o = acc[0][j] + acc[1][j];
+    }
+}
+
+/// [`weighted_sum`] for any row length.
+#[inline(always)]
+fn weighted_sum_any(weights: &[f32], values: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    for (&p, v) in weights.iter().zip(values.chunks_exact(out.len())) {
+        for (o, &v) in out.iter_mut().zip(v) {
+            *o += p * v;
         }
+    }
+}
+
+/// `sum(a)` in 8 interleaved partial sums (a fixed order: the same bits on every path).
+#[inline(always)]
+fn sum8(a: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = a.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for l in 0..8 {
+            acc[l] += c[l];
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// The softmax of `weights` in place (`max` is their maximum).
+#[inline(always)]
+fn softmax_in_place(weights: &mut [f32], max: f32) {
+    for w in weights.iter_mut() {
+        *w = exp(*w - max);
+    }
+    let inv = 1.0 / sum8(weights);
+    for w in weights.iter_mut() {
+        *w *= inv;
     }
 }
 
@@ -219,12 +357,34 @@ mod tests {
 
     #[test]
     fn attention_of_one_query_is_a_softmax_average() {
-        let d_k = 12;
+        for d_k in [12, 24] {
+            attention_check(d_k);
+        }
+    }
+
+    fn attention_check(d_k: usize) {
         let q: Vec<f32> = (0..d_k).map(|i| (i as f32 * 0.37).sin()).collect();
         let keys: Vec<f32> = (0..5 * d_k).map(|i| (i as f32 * 0.11).cos()).collect();
         let values: Vec<f32> = (0..5 * d_k).map(|i| i as f32 * 0.01).collect();
+        // Keys transposed, in a buffer of 13 columns of which 3..8 are used (5 keys).
+        let (columns, lo) = (13, 3);
+        let mut keys_t = vec![f32::NAN; d_k * columns];
+        for c in 0..5 {
+            for j in 0..d_k {
+                keys_t[j * columns + lo + c] = keys[c * d_k + j];
+            }
+        }
         let (mut w, mut out) = (vec![0.0; 8], vec![0.0; d_k]);
-        attend_one(&q, &keys, &values, 2.0, &mut w, &mut out);
+        attend_one(
+            &q,
+            &keys_t,
+            columns,
+            (lo, lo + 5),
+            &values,
+            2.0,
+            &mut w,
+            &mut out,
+        );
         let scores: Vec<f64> = keys
             .chunks(d_k)
             .map(|k| q.iter().zip(k).map(|(a, b)| (a * b) as f64).sum::<f64>() / 2.0)

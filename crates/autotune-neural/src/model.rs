@@ -280,7 +280,8 @@ fn gelu(x: Tensor<3>) -> Tensor<3> {
 }
 
 /// A preallocated KV cache for batched generation, outside burn: the keys and values of every
-/// layer as `[batch, heads, columns, d_k]` buffers written in place, and the fused
+/// layer in buffers written in place (keys transposed, `[batch, heads, d_k, columns]`, so that
+/// eight columns' scores are computed at once; values `[batch, heads, columns, d_k]`), and the fused
 /// query/key/value projection of every layer (one matmul instead of three). Attention over the
 /// cache is computed here directly: for one new token it is a few dot products per head, and
 /// burn's ops would copy the whole cache at every step (`cat`) and make a dozen tensors.
@@ -336,11 +337,46 @@ impl KvCache {
             columns,
             len: 0,
             pad,
-            keys: vec![vec![0.0; size]; layers],
-            values: vec![vec![0.0; size]; layers],
+            keys: (0..layers).map(|_| take_buffer(size)).collect(),
+            values: (0..layers).map(|_| take_buffer(size)).collect(),
             qkv,
         }
     }
+}
+
+impl Drop for KvCache {
+    fn drop(&mut self) {
+        BUFFERS.with(|pool| {
+            let mut pool = pool.borrow_mut();
+            for buffer in self.keys.drain(..).chain(self.values.drain(..)) {
+                if pool.len() < MAX_POOLED_BUFFERS {
+                    pool.push(buffer);
+                }
+            }
+        });
+    }
+}
+
+/// Cache buffers kept from one generation to the next on this thread: a fresh multi-megabyte
+/// allocation is fresh memory from the system, and touching it costs a page fault per page.
+const MAX_POOLED_BUFFERS: usize = 64;
+
+thread_local! {
+    static BUFFERS: std::cell::RefCell<Vec<Vec<f32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A buffer of `len` floats, from the pool if it has one. Its contents are unspecified: every
+/// cache column is written (prefill, then one per step) before it is read.
+fn take_buffer(len: usize) -> Vec<f32> {
+    let mut buffer = BUFFERS
+        .with(|pool| pool.borrow_mut().pop())
+        .unwrap_or_default();
+    if buffer.len() < len {
+        buffer.resize(len, 0.0);
+    } else {
+        buffer.truncate(len);
+    }
+    buffer
 }
 
 /// A pre-norm encoder layer (burn's `TransformerEncoderLayer` with `norm_first`: `norm_2`
@@ -371,42 +407,56 @@ fn layer_forward_cached(
 /// Stores the keys and values of `qkv` (`[batch, t, 3 d]`: queries, keys, values) at columns
 /// `cache.len..cache.len + t` of layer `index` and returns the attention context `[batch, t, d]`.
 fn attend_cached(qkv: &[f32], cache: &mut KvCache, index: usize, t: usize, d: usize) -> Vec<f32> {
+    use rayon::prelude::*;
     let (heads, d_k, columns, past) = (cache.heads, cache.d_k, cache.columns, cache.len);
     let scale = (d_k as f32).sqrt();
-    let keys = &mut cache.keys[index];
-    let values = &mut cache.values[index];
+    let per_row = heads * columns * d_k;
     let mut ctx = vec![0f32; cache.batch * t * d];
-    let mut weights = vec![0f32; past + t];
-    for (i, &pad) in cache.pad.iter().enumerate() {
-        for j in 0..t {
-            let row = &qkv[(i * t + j) * 3 * d..(i * t + j + 1) * 3 * d];
-            for hh in 0..heads {
-                let at = ((i * heads + hh) * columns + past + j) * d_k;
-                keys[at..at + d_k].copy_from_slice(&row[d + hh * d_k..d + (hh + 1) * d_k]);
-                values[at..at + d_k]
-                    .copy_from_slice(&row[2 * d + hh * d_k..2 * d + (hh + 1) * d_k]);
-            }
-        }
-        for j in 0..t {
-            let col = past + j;
-            if pad > col {
-                continue;
-            }
-            let row = &qkv[(i * t + j) * 3 * d..(i * t + j + 1) * 3 * d];
-            for hh in 0..heads {
-                let base = (i * heads + hh) * columns;
-                let at = (i * t + j) * d + hh * d_k;
-                crate::kernels::attend_one(
-                    &row[hh * d_k..(hh + 1) * d_k],
-                    &keys[(base + pad) * d_k..(base + col + 1) * d_k],
-                    &values[(base + pad) * d_k..(base + col + 1) * d_k],
-                    scale,
-                    &mut weights,
-                    &mut ctx[at..at + d_k],
-                );
-            }
-        }
-    }
+    // Rows in parallel: each has its own part of the buffers and of the context.
+    ctx.par_chunks_mut(t * d)
+        .zip(cache.keys[index].par_chunks_mut(per_row))
+        .zip(cache.values[index].par_chunks_mut(per_row))
+        .zip(cache.pad.par_iter())
+        .zip(qkv.par_chunks(t * 3 * d))
+        .for_each_init(
+            || vec![0f32; past + t],
+            |weights, ((((ctx, keys), values), &pad), qkv)| {
+                for j in 0..t {
+                    let row = &qkv[j * 3 * d..(j + 1) * 3 * d];
+                    for hh in 0..heads {
+                        // Keys transposed, `[d_k, columns]` per head; values `[columns, d_k]`.
+                        let base = hh * columns * d_k;
+                        let key = &row[d + hh * d_k..d + (hh + 1) * d_k];
+                        for (jj, &k) in key.iter().enumerate() {
+                            keys[base + jj * columns + past + j] = k;
+                        }
+                        let at = base + (past + j) * d_k;
+                        values[at..at + d_k]
+                            .copy_from_slice(&row[2 * d + hh * d_k..2 * d + (hh + 1) * d_k]);
+                    }
+                }
+                for j in 0..t {
+                    let col = past + j;
+                    if pad > col {
+                        continue;
+                    }
+                    let row = &qkv[j * 3 * d..(j + 1) * 3 * d];
+                    for hh in 0..heads {
+                        let base = hh * columns * d_k;
+                        crate::kernels::attend_one(
+                            &row[hh * d_k..(hh + 1) * d_k],
+                            &keys[base..base + columns * d_k],
+                            columns,
+                            (pad, col + 1),
+                            &values[base + pad * d_k..base + (col + 1) * d_k],
+                            scale,
+                            weights,
+                            &mut ctx[j * d + hh * d_k..j * d + (hh + 1) * d_k],
+                        );
+                    }
+                }
+            },
+        );
     ctx
 }
 

@@ -206,6 +206,10 @@ impl Trainer {
 
     /// One AdamW step on `batch` (all of it, one step); returns the loss before the step.
     pub fn train_step(&mut self, batch: &[Example]) -> Result<f32> {
+        on_pool(|| self.train_step_here(batch))
+    }
+
+    fn train_step_here(&mut self, batch: &[Example]) -> Result<f32> {
         let lr = self.config.schedule.lr(self.config.lr, self.step);
         let dropout = self.model_config.dropout > 0.0;
         // Dropout draws from burn's global RNG: seed it per step, under the lock.
@@ -305,6 +309,15 @@ impl Trainer {
             count,
         })
     }
+}
+
+/// Runs `f` on a thread of rayon's global pool (on this one if it is a pool thread). burn's
+/// flex backend parallelises its larger operations with rayon; called from outside the pool,
+/// each of them hands its work to the pool's threads and puts the caller to sleep until they
+/// are done, hundreds of times per training step. On a pool thread the caller does its share
+/// of the parallel work itself, and the serial work between parallel operations stays on it.
+pub(crate) fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| f())
 }
 
 struct BatchTensors {
