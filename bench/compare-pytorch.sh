@@ -3,7 +3,8 @@
 # this CPU, same architecture, same batch (issue 8). Not part of CI.
 #
 #   bench/compare-pytorch.sh                 # from anywhere
-#   ROUNDS=7 bench/compare-pytorch.sh        # more alternations (default 5)
+#   ROUNDS=9 bench/compare-pytorch.sh        # more alternations (default 7)
+#   STEPS=30 GEN_REPS=10 bench/compare-pytorch.sh    # timed steps and generation runs per process
 #   PT_ARGS="--attn sdpa" bench/compare-pytorch.sh   # another PyTorch variant (see bench.py -h)
 #   OUT=/tmp/x.txt bench/compare-pytorch.sh  # write the table elsewhere
 #
@@ -19,9 +20,9 @@
 # file (notes, profiles) is kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-7}
 STEPS=${STEPS:-30}
-GEN_REPS=${GEN_REPS:-3}
+GEN_REPS=${GEN_REPS:-10}
 PT_ARGS=${PT_ARGS:-}
 OUT=${OUT:-docs/results/pytorch-bench.txt}
 VENV=bench/pytorch/.venv
@@ -98,6 +99,14 @@ for k, label in [("rust-mimalloc", "Rust (mimalloc)"), ("rust-system", "Rust (sy
     lines.append(
         f"{label:<26}{t:>10.0f} [{tl:>7.0f}, {th:>7.0f}]{t / pt_train:>8.2f}"
         f"{g:>10.0f} [{gl:>7.0f}, {gh:>7.0f}]{g / pt_gen:>8.2f}")
+lines.append("")
+lines.append("fastest single training step and generation run, as tokens/s (median over rounds; less")
+lines.append("sensitive to other work on the machine):")
+bt, bg = med("pytorch", "train_best_tokens_per_s"), med("pytorch", "gen_best_tokens_per_s")
+for k, label in [("rust-mimalloc", "Rust (mimalloc)"), ("rust-system", "Rust (system allocator)"),
+                 ("pytorch", "PyTorch")]:
+    t, g = med(k, "train_best_tokens_per_s"), med(k, "gen_best_tokens_per_s")
+    lines.append(f"{label:<26}{t:>10.0f}{' ':>20}{t / bt:>8.2f}{g:>10.0f}{' ':>20}{g / bg:>8.2f}")
 lines.append("")
 lines.append("training steps/s (median): " + ", ".join(
     f"{k} {med(k, 'train_steps_per_s'):.2f}" for k in ("rust-mimalloc", "rust-system", "pytorch")))
