@@ -202,11 +202,10 @@ impl NeuralModel {
         let mut done: Vec<bool> = layout.cap.iter().map(|&c| c == 0).collect();
         // Columns: the prompt block, then one per step while a row is still generating.
         let columns_needed = width + layout.cap.iter().copied().max().unwrap_or(0);
-        let mut cache = KvCache::new(&self.gpt, layout.pad.clone(), columns_needed);
-        let mut logits = if cached {
-            self.prefill(&columns, &layout, &device, &mut cache)
-        } else {
-            self.full_last_logits(&columns, &layout, &device)
+        let mut cache = cached.then(|| KvCache::new(&self.gpt, layout.pad.clone(), columns_needed));
+        let mut logits = match cache.as_mut() {
+            Some(cache) => self.prefill(&columns, &layout, &device, cache),
+            None => self.full_last_logits(&columns, &layout, &device),
         };
         let vocab = self.config.vocab;
         loop {
@@ -242,10 +241,9 @@ impl NeuralModel {
             if done.iter().all(|&d| d) {
                 break;
             }
-            logits = if cached {
-                self.step(&columns, &layout, &device, &mut cache)
-            } else {
-                self.full_last_logits(&columns, &layout, &device)
+            logits = match cache.as_mut() {
+                Some(cache) => self.step(&columns, &layout, &device, cache),
+                None => self.full_last_logits(&columns, &layout, &device),
             };
         }
         outputs
