@@ -153,27 +153,11 @@ impl Gpt {
         positions: Tensor<2, Int>,
         mask_attn: Tensor<3, Bool>,
     ) -> Tensor<3> {
-        let fill = self.enc.layers.first().map_or(-1e4, |l| l.mha.min_float);
-        self.forward_with_fill(tokens, positions, mask_attn, fill)
-    }
-
-    /// [`Gpt::forward`] with masked scores set to `fill`. Where every query may attend to at
-    /// least one key (a causal mask with right padding, as in training), `-inf` gives the same
-    /// attention weights as -1e4, bit for bit (`exp(-1e4 - max)` is 0 in `f32` too), without
-    /// the slow underflow path of the C library's `expf` for every masked score. A fully masked
-    /// query row (left padding) needs a finite `fill`.
-    pub(crate) fn forward_with_fill(
-        &self,
-        tokens: Tensor<2, Int>,
-        positions: Tensor<2, Int>,
-        mask_attn: Tensor<3, Bool>,
-        fill: f64,
-    ) -> Tensor<3> {
         let mut h = self.tok.forward(tokens) + self.pos.forward(positions);
         let [b, t, _] = h.dims();
         let mask = mask_attn.reshape([b, 1, t, t]);
         for layer in &self.enc.layers {
-            h = layer_forward(layer, h, &mask, fill);
+            h = layer_forward(layer, h, &mask);
         }
         rows(&self.head, self.norm.forward(h))
     }
@@ -211,12 +195,12 @@ impl Gpt {
 
 /// burn's `TransformerEncoderLayer::forward` with `norm_first` (pre-norm: `norm_2` before
 /// attention, `norm_1` before the feed-forward block), the same operations in the same order,
-/// dropout included, except GELU (see [`gelu`]).
+/// dropout included, except GELU (see [`gelu`]) and the softmax's gradient (see
+/// [`softmax_last`]).
 fn layer_forward(
     layer: &TransformerEncoderLayer,
     x: Tensor<3>,
     mask: &Tensor<4, Bool>,
-    fill: f64,
 ) -> Tensor<3> {
     let [b, t, d] = x.dims();
     let mha = &layer.mha;
@@ -229,12 +213,29 @@ fn layer_forward(
     let scores = q
         .matmul(k.transpose())
         .div_scalar((d_k as f32).sqrt())
-        .mask_fill(mask.clone(), fill);
-    let weights = mha.dropout.forward(softmax(scores, 3));
+        .mask_fill(mask.clone(), mha.min_float);
+    let weights = mha.dropout.forward(softmax_last(scores));
     let ctx = weights.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
     let x = x + layer.dropout.forward(rows(&mha.output, ctx));
     let f = feed_forward(layer, layer.norm_1.forward(x.clone()));
     x + layer.dropout.forward(f)
+}
+
+/// `softmax(scores, 3)`. With autodiff, burn differentiates softmax as five elementwise
+/// operations (max, subtract, exp, sum, divide) that flex runs on one thread; here the values
+/// come from flex's fused, parallel softmax of the values (a constant `p`) and the gradient
+/// from softmax's linearisation around them: with `delta = s - s.detach()` (0, but carrying
+/// the gradient), `p + p * delta - p * sum(p * delta)` is `p` exactly and its Jacobian is
+/// softmax's, `diag(p) - p p^T`. Needs finite scores (`delta` of `-inf` is NaN).
+fn softmax_last(scores: Tensor<4>) -> Tensor<4> {
+    if !scores.is_tracked() {
+        return softmax(scores, 3);
+    }
+    let p = softmax(scores.clone().inner(), 3);
+    let delta = scores.clone() - scores.detach();
+    let a = delta * p.clone();
+    let r = a.clone().sum_dim(3);
+    a - r * p.clone() + p
 }
 
 /// `linear.forward(x)` with `x`'s `[batch, time]` rows flattened into one dimension: one

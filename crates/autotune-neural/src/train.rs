@@ -190,11 +190,7 @@ impl Trainer {
     /// autodiff device (one backward pass gives every parameter's gradient).
     pub fn loss(&self, batch: &[Example]) -> Result<Tensor<1>> {
         let b = self.batch_tensors(batch)?;
-        // Causal mask, right padding: every query sees its own first token, so masked scores
-        // may be -inf (see Gpt::forward_with_fill).
-        let logits =
-            self.model
-                .forward_with_fill(b.inputs, b.positions, b.mask_attn, f64::NEG_INFINITY);
+        let logits = self.model.forward(b.inputs, b.positions, b.mask_attn);
         let lp = log_softmax(logits, 2);
         let [n, t, _] = lp.dims();
         let nll = lp
