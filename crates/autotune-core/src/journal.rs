@@ -222,6 +222,7 @@ mod tests {
                 steps: demos.len() as u64,
                 examples: demos.len() as u64,
                 consistent: true,
+                validation_generations: 0,
             })
         }
         fn save(&self) -> Option<String> {

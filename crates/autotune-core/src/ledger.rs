@@ -404,6 +404,8 @@ impl<'a> Metered<'a> {
         };
         self.ledger.training_steps += stats.steps;
         self.ledger.training_examples += stats.examples;
+        self.ledger.student_generations += stats.validation_generations;
+        self.ledger.verifier_calls += stats.validation_generations;
         Ok(stats)
     }
 

@@ -14,6 +14,7 @@ mod error;
 mod journal;
 mod ledger;
 mod params;
+pub mod progress;
 mod rng;
 mod traits;
 mod types;

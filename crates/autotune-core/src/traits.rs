@@ -50,6 +50,15 @@ pub struct FitStats {
     pub examples: u64,
     /// Whether the learner reached zero training error (ERM students); true if not applicable.
     pub consistent: bool,
+    /// Validation prompts the student generated on and had verified during the fit (students
+    /// that evaluate every N steps for early stopping); charged as student generations and
+    /// verifier calls.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub validation_generations: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 /// A student: a learner that is also a policy.
@@ -142,6 +151,14 @@ pub trait Task: Send + Sync {
                 })
             })
             .collect()
+    }
+
+    /// The slice of the prompt distribution `prompt` belongs to, for held-out error per slice
+    /// (e.g. `3 digits` for arithmetic); `None` (the default) reports no slices. Labels that
+    /// start with a number sort by it.
+    fn slice(&self, prompt: &Prompt) -> Option<String> {
+        let _ = prompt;
+        None
     }
 
     /// A student from a checkpoint written by [`Student::save`].

@@ -117,6 +117,9 @@ struct Engine<'a> {
     filter_rng: Rng,
     sample_calls: u64,
     members_built: u64,
+    /// Warm-started ensembles: how many of the demonstrations so far the last accepted member
+    /// was trained on (a new member, its copy, trains on the rest).
+    last_member_demos: usize,
 }
 
 /// How the curriculum sees one prompt under a model: its rank (None: not tested), the
@@ -204,6 +207,7 @@ impl<'a> Engine<'a> {
             filter_rng: stream_rng(seed, "filter"),
             sample_calls: 0,
             members_built: 0,
+            last_member_demos: 0,
         }
     }
 
@@ -531,15 +535,33 @@ impl<'a> Engine<'a> {
                 Ok((fit, None, true))
             }
             Model::Ensemble(members) => {
-                let mut student = self
-                    .task
-                    .new_student(stream_seed(self.seed, "member").wrapping_add(self.members_built));
-                self.members_built += 1;
-                let data = if self.cfg.cumulative_members {
+                let warm = match members.last() {
+                    Some(last) if self.cfg.warm_start_members => {
+                        let state = last.student.save().ok_or_else(|| {
+                            autotune_core::CoreError::Input(
+                                "warm_start=true needs a student that can be saved \
+                                 (Student::save); this task's student cannot"
+                                    .into(),
+                            )
+                        })?;
+                        Some(self.task.load_student(&state)?)
+                    }
+                    _ => None,
+                };
+                let data = if warm.is_some() {
+                    // The copy replays what the last member was trained on.
+                    &all[self.last_member_demos.min(all.len())..]
+                } else if self.cfg.cumulative_members {
                     all
                 } else {
                     new
                 };
+                let mut student = warm.unwrap_or_else(|| {
+                    self.task.new_student(
+                        stream_seed(self.seed, "member").wrapping_add(self.members_built),
+                    )
+                });
+                self.members_built += 1;
                 let fit = self.meter.fit(&mut student, data)?;
                 if let Mask::FilterBoost { .. } = self.cfg.mask {
                     if edge_set.is_empty() {
@@ -561,12 +583,14 @@ impl<'a> Engine<'a> {
                         student,
                         alpha: member_alpha(edge),
                     });
+                    self.last_member_demos = all.len();
                     Ok((fit, Some(err), true))
                 } else {
                     members.push(Member {
                         student,
                         alpha: 1.0,
                     });
+                    self.last_member_demos = all.len();
                     Ok((fit, None, true))
                 }
             }

@@ -46,6 +46,10 @@ pub struct StrategyConfig {
     pub edge_prompts: usize,
     /// Ensemble members trained on every demonstration so far instead of their phase's only.
     pub cumulative_members: bool,
+    /// Each new ensemble member starts as a copy of the last member (saved and reloaded) and
+    /// continues training on the phase's demonstrations, replaying what the copy was trained on;
+    /// for students whose training from scratch is expensive (the neural student).
+    pub warm_start_members: bool,
     /// The resolved parameters, as given (for the run's configuration file).
     pub params: Params,
 }
@@ -101,6 +105,11 @@ const CUMULATIVE: ParamSpec = ParamSpec {
     default: "true",
     help: "train each member on all demonstrations so far (practice, measured better) or only on its phase's (false: faithful boosting)",
 };
+const WARM_START: ParamSpec = ParamSpec {
+    key: "warm_start",
+    default: "false",
+    help: "each new member starts as a copy of the last one and trains on to the new demonstrations (students with a replay buffer, e.g. arith's neural student)",
+};
 const GROWTH_SMALL: ParamSpec = ParamSpec {
     key: "growth",
     default: "1.05",
@@ -137,6 +146,7 @@ pub const STRATEGIES: &[StrategyInfo] = &[
             ParamSpec { key: "phases", default: "auto", help: "K, odd (auto: smallest odd K with exp(-2 gamma^2 K) <= eps)" },
             PER_PHASE,
             CUMULATIVE,
+            WARM_START,
             DELTA,
         ],
     },
@@ -149,6 +159,7 @@ pub const STRATEGIES: &[StrategyInfo] = &[
             ParamSpec { key: "edge_prompts", default: "auto", help: "filtered prompts per phase to measure the member's edge (auto: m/2), verifier only" },
             MAX_PHASES,
             CUMULATIVE,
+            WARM_START,
             DELTA,
         ],
     },
@@ -227,6 +238,7 @@ pub fn build_strategy(
         delta: 0.01,
         edge_prompts: 0,
         cumulative_members: false,
+        warm_start_members: false,
         params: p.clone(),
     };
     if p.raw("init_demos").is_some() {
@@ -255,6 +267,9 @@ pub fn build_strategy(
     }
     if p.raw("cumulative").is_some() {
         cfg.cumulative_members = p.get("cumulative", "true or false")?;
+    }
+    if p.raw("warm_start").is_some() {
+        cfg.warm_start_members = p.get("warm_start", "true or false")?;
     }
     let ensemble_m = |cfg: &mut StrategyConfig| -> Result<(), CurriculumError> {
         cfg.ensemble = true;

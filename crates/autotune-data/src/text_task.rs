@@ -343,6 +343,7 @@ impl Student for MemoStudent {
             steps: 1,
             examples: new_demos.len() as u64,
             consistent: true,
+            validation_generations: 0,
         })
     }
 }

@@ -6,8 +6,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    fit_linear, run_one_full, ExperimentError, LinearFit, MetricRecord, RunResult, RunSpec,
-    RunSummary,
+    fit_linear, run_one_full, Checkpoint, ExperimentError, LinearFit, MetricRecord, RunResult,
+    RunSpec, RunSummary,
 };
 
 /// A comparison: strategies x eps values x seeds on one task.
@@ -24,6 +24,12 @@ pub struct CompareSpec {
     pub test_factor: f64,
     pub budget: Budget,
     pub stop_at_eps: bool,
+    /// One run per strategy and seed, at the smallest eps; the larger eps are read off its
+    /// checkpoints (on its held-out set, which is the largest). Strategies whose schedule
+    /// depends on eps (boost-by-majority's K, the default demonstration budget) use the
+    /// smallest eps's.
+    #[serde(default)]
+    pub nested_eps: bool,
 }
 
 impl CompareSpec {
@@ -54,6 +60,12 @@ impl CompareSpec {
         }
         let mut eps = self.eps.clone();
         eps.sort_by(|a, b| a.total_cmp(b));
+        eps.dedup();
+        let also_eps = if self.nested_eps {
+            eps.split_off(1)
+        } else {
+            Vec::new()
+        };
         let mut out = Vec::new();
         for &e in &eps {
             for (s, p) in &per_strategy {
@@ -68,6 +80,7 @@ impl CompareSpec {
                         test_factor: self.test_factor,
                         budget: self.budget.clone(),
                         stop_at_eps: self.stop_at_eps,
+                        also_eps: also_eps.clone(),
                     });
                 }
             }
@@ -132,6 +145,10 @@ pub struct CompareReport {
     pub strategies: Vec<String>,
     pub results: Vec<Aggregate>,
     pub fits: Vec<StrategyFit>,
+    /// Held-out error per slice of the distribution at the same demonstration spend (tasks
+    /// with slices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slices_at_budget: Vec<SlicesAtBudget>,
     pub runs: Vec<RunSummary>,
     pub total_wall_seconds: f64,
 }
@@ -251,17 +268,113 @@ pub fn compare(
     Ok(report_from_runs(spec, runs, start.elapsed().as_secs_f64()))
 }
 
-/// Aggregates finished runs of `spec` into its comparison report.
+/// The run `r` seen at the larger target error `eps` (`compare --nested-eps`): reached at its
+/// first checkpoint whose held-out error is at most `eps`.
+pub fn at_larger_eps(r: &RunResult, eps: f64) -> RunResult {
+    let mut out = r.clone();
+    let hit = r
+        .checkpoints
+        .iter()
+        .find(|c| c.reaches(eps, r.heldout_prompts));
+    let s = &mut out.summary;
+    s.eps = eps;
+    s.reached = hit.is_some();
+    s.demos_to_eps = hit.map(|c| c.demos);
+    s.cost_to_eps = hit.map(|c| c.ledger.clone());
+    s.slices_to_eps = hit.map(|c| c.slices.clone()).unwrap_or_default();
+    out
+}
+
+/// Median held-out error per slice of one strategy at a demonstration budget.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SlicesAtBudget {
+    pub strategy: String,
+    /// The budget: the cheapest strategy's median demonstrations to `eps`.
+    pub eps: f64,
+    pub budget_demos: f64,
+    /// Per slice: label, held-out prompts, median error over seeds (each seed at its last
+    /// checkpoint within the budget).
+    pub slices: Vec<(String, usize, f64)>,
+    /// Median overall held-out error at those checkpoints.
+    pub error_median: f64,
+}
+
+/// Per-slice errors of every strategy at the cheapest strategy's median demonstrations to
+/// the smallest eps: where a strategy fails at the same spend.
+fn slices_at_budget(
+    runs: &[RunResult],
+    results: &[Aggregate],
+    strategies: &[String],
+) -> Vec<SlicesAtBudget> {
+    let Some(eps) = results.iter().map(|a| a.eps).min_by(|a, b| a.total_cmp(b)) else {
+        return Vec::new();
+    };
+    let Some(budget) = results
+        .iter()
+        .filter(|a| a.eps == eps)
+        .filter_map(|a| a.demos_median)
+        .min_by(|a, b| a.total_cmp(b))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for s in strategies {
+        let cps: Vec<&Checkpoint> = runs
+            .iter()
+            .filter(|r| &r.summary.strategy == s && r.summary.eps == eps)
+            .filter_map(|r| {
+                r.checkpoints
+                    .iter()
+                    .rfind(|c| c.demos as f64 <= budget && !c.slices.is_empty())
+            })
+            .collect();
+        let Some(first) = cps.first() else { continue };
+        let slices = first
+            .slices
+            .iter()
+            .map(|sl| {
+                let errs = cps
+                    .iter()
+                    .filter_map(|c| c.slices.iter().find(|x| x.slice == sl.slice))
+                    .map(|x| x.error())
+                    .collect();
+                (sl.slice.clone(), sl.prompts, median(errs))
+            })
+            .collect();
+        out.push(SlicesAtBudget {
+            strategy: s.clone(),
+            eps,
+            budget_demos: budget,
+            slices,
+            error_median: median(cps.iter().map(|c| c.heldout_error).collect()),
+        });
+    }
+    out
+}
+
+/// Aggregates finished runs of `spec` into its comparison report (with `nested_eps`, each
+/// run also counts at the larger eps, read off its checkpoints).
 pub fn report_from_runs(
     spec: &CompareSpec,
-    runs: Vec<RunResult>,
+    mut runs: Vec<RunResult>,
     wall_seconds: f64,
 ) -> CompareReport {
     let mut eps = spec.eps.clone();
     eps.sort_by(|a, b| b.total_cmp(a));
     eps.dedup();
+    let derived: Vec<RunResult> = runs
+        .iter()
+        .flat_map(|r| {
+            r.also_eps
+                .iter()
+                .map(|&e| at_larger_eps(r, e))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    runs.extend(derived);
     let results = aggregate(&runs, &spec.strategies, &eps);
     let fits = fits(&results, &spec.strategies);
+    let slices = slices_at_budget(&runs, &results, &spec.strategies);
     CompareReport {
         task: spec.task.clone(),
         task_params: runs
@@ -275,6 +388,7 @@ pub fn report_from_runs(
         strategies: spec.strategies.clone(),
         results,
         fits,
+        slices_at_budget: slices,
         runs: runs.into_iter().map(|r| r.summary).collect(),
         total_wall_seconds: wall_seconds,
     }

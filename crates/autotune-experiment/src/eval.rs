@@ -2,12 +2,13 @@
 
 use autotune_core::{Prompt, Task, Token, Trace};
 use autotune_curriculum::{plurality, Model};
+use serde::{Deserialize, Serialize};
 
 /// Prompts per chunk of an early-stopping evaluation.
 const EVAL_CHUNK: usize = 1024;
 
 /// The outcome of [`HeldOut::reaches`].
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
     /// Whether the held-out error is at most eps (exact).
     pub reached: bool,
@@ -15,6 +16,60 @@ pub struct Evaluation {
     pub error: f64,
     /// Prompts evaluated: all of them, or fewer when the evaluation stopped early.
     pub evaluated: usize,
+    /// Wrong answers among the prompts evaluated.
+    pub errors: usize,
+    /// Errors per slice of the distribution ([`Task::slice`]), when every prompt was evaluated
+    /// and the task defines slices; empty otherwise.
+    pub slices: Vec<SliceError>,
+}
+
+/// Held-out errors on one slice of the prompt distribution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SliceError {
+    pub slice: String,
+    pub prompts: usize,
+    pub errors: usize,
+}
+
+impl SliceError {
+    pub fn error(&self) -> f64 {
+        self.errors as f64 / self.prompts.max(1) as f64
+    }
+}
+
+/// Sorts slice labels by their leading number, then as text (`2 digits` before `10 digits`).
+pub fn slice_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let num = |s: &str| -> Option<u64> {
+        let d: String = s.chars().take_while(char::is_ascii_digit).collect();
+        d.parse().ok()
+    };
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.cmp(b)),
+        _ => a.cmp(b),
+    }
+}
+
+/// Counts verdicts per slice label (prompts without a label are left out).
+fn by_slice(labels: &[Option<String>], ok: &[bool]) -> Vec<SliceError> {
+    let mut out: Vec<SliceError> = Vec::new();
+    for (l, v) in labels.iter().zip(ok) {
+        let Some(l) = l else { continue };
+        let i = match out.iter().position(|s| &s.slice == l) {
+            Some(i) => i,
+            None => {
+                out.push(SliceError {
+                    slice: l.clone(),
+                    prompts: 0,
+                    errors: 0,
+                });
+                out.len() - 1
+            }
+        };
+        out[i].prompts += 1;
+        out[i].errors += usize::from(!*v);
+    }
+    out.sort_by(|a, b| slice_order(&a.slice, &b.slice));
+    out
 }
 
 /// A fixed held-out set and a cache of ensemble members' answers on it (members never change
@@ -23,6 +78,7 @@ pub struct HeldOut {
     pub prompts: Vec<Prompt>,
     member_answers: Vec<Vec<Vec<Token>>>,
     member_alphas: Vec<f64>,
+    labels: Option<Vec<Option<String>>>,
 }
 
 impl HeldOut {
@@ -31,6 +87,7 @@ impl HeldOut {
             prompts,
             member_answers: Vec::new(),
             member_alphas: Vec::new(),
+            labels: None,
         }
     }
 
@@ -84,40 +141,67 @@ impl HeldOut {
     /// Whether the held-out error of `model` is at most `eps`, with an estimate of the error.
     ///
     /// A single model is evaluated in chunks and the evaluation stops as soon as more than
-    /// `eps * n` prompts are wrong: the decision is exact, only the estimate (errors over
-    /// prompts evaluated) is then partial. Ensembles reuse cached member answers and are always
-    /// evaluated in full.
-    pub fn reaches(&mut self, task: &dyn Task, model: &Model, eps: f64) -> Evaluation {
+    /// `stop_eps * n` prompts are wrong (`stop_eps >= eps`): the decision is exact, only the
+    /// estimate (errors over prompts evaluated) is then partial. Ensembles reuse cached member
+    /// answers and are always evaluated in full.
+    pub fn reaches(
+        &mut self,
+        task: &dyn Task,
+        model: &Model,
+        eps: f64,
+        stop_eps: f64,
+    ) -> Evaluation {
+        let n = self.prompts.len();
+        let allowed = |e: f64| (e * n as f64 + 1e-9).floor() as usize;
+        let labels = self
+            .labels
+            .get_or_insert_with(|| self.prompts.iter().map(|p| task.slice(p)).collect())
+            .clone();
+        let has_slices = labels.iter().any(Option::is_some);
         let Model::Single(Some(student)) = model else {
-            let e = self.error(task, model);
+            let ok = self.verdicts(task, model);
+            let errors = ok.iter().filter(|v| !**v).count();
             return Evaluation {
-                reached: e <= eps,
-                error: e,
-                evaluated: self.prompts.len(),
+                reached: errors <= allowed(eps),
+                error: errors as f64 / n.max(1) as f64,
+                evaluated: n,
+                errors,
+                slices: if has_slices {
+                    by_slice(&labels, &ok)
+                } else {
+                    Vec::new()
+                },
             };
         };
-        let n = self.prompts.len();
-        let allowed = (eps * n as f64 + 1e-9).floor() as usize;
-        let (mut wrong, mut seen) = (0usize, 0usize);
+        let stop_at = allowed(stop_eps.max(eps));
+        let mut ok_all: Vec<bool> = Vec::with_capacity(n);
         for chunk in self.prompts.chunks(EVAL_CHUNK) {
             let traces = student.generate_batch(chunk);
             let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
-            wrong += task
-                .verifier()
-                .verify_batch(chunk, &answers)
-                .iter()
-                .filter(|v| !**v)
-                .count();
-            seen += chunk.len();
-            if wrong > allowed {
+            ok_all.extend(task.verifier().verify_batch(chunk, &answers));
+            if ok_all.iter().filter(|v| !**v).count() > stop_at {
                 break;
             }
         }
+        let (seen, errors) = (ok_all.len(), ok_all.iter().filter(|v| !**v).count());
         Evaluation {
-            reached: wrong <= allowed,
-            error: wrong as f64 / seen.max(1) as f64,
+            reached: seen == n && errors <= allowed(eps),
+            error: errors as f64 / seen.max(1) as f64,
             evaluated: seen,
+            errors,
+            slices: if has_slices && seen == n {
+                by_slice(&labels, &ok_all)
+            } else {
+                Vec::new()
+            },
         }
+    }
+
+    /// The verifier's verdict on each held-out prompt's final answer.
+    fn verdicts(&mut self, task: &dyn Task, model: &Model) -> Vec<bool> {
+        let answers = self.answers(model);
+        let refs: Vec<&[Token]> = answers.iter().map(Vec::as_slice).collect();
+        task.verifier().verify_batch(&self.prompts, &refs)
     }
 
     /// Held-out error of `model`: the fraction of prompts whose final answer the verifier
@@ -126,9 +210,32 @@ impl HeldOut {
         if self.prompts.is_empty() {
             return 1.0;
         }
-        let answers = self.answers(model);
-        let refs: Vec<&[Token]> = answers.iter().map(Vec::as_slice).collect();
-        let ok = task.verifier().verify_batch(&self.prompts, &refs);
+        let ok = self.verdicts(task, model);
         ok.iter().filter(|v| !**v).count() as f64 / self.prompts.len() as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_sort_by_their_leading_number_and_count_errors() {
+        let labels: Vec<Option<String>> = ["10 digits", "2 digits", "1 digit", "2 digits"]
+            .iter()
+            .map(|s| Some(s.to_string()))
+            .chain([None])
+            .collect();
+        let s = by_slice(&labels, &[true, false, true, true, false]);
+        let names: Vec<&str> = s.iter().map(|x| x.slice.as_str()).collect();
+        assert_eq!(names, ["1 digit", "2 digits", "10 digits"]);
+        assert_eq!((s[1].prompts, s[1].errors), (2, 1));
+        assert_eq!(s[1].error(), 0.5);
+        assert_eq!(
+            s.iter().map(|x| x.prompts).sum::<usize>(),
+            4,
+            "unlabelled left out"
+        );
+        assert_eq!(slice_order("b", "a"), std::cmp::Ordering::Greater);
     }
 }

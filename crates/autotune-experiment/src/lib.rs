@@ -18,7 +18,7 @@ pub use compare::{
     aggregate, compare, median, report_from_runs, Aggregate, CompareReport, CompareSpec,
     StrategyFit,
 };
-pub use eval::{Evaluation, HeldOut};
+pub use eval::{slice_order, Evaluation, HeldOut, SliceError};
 pub use fit::{fit_linear, LinearFit};
 pub use journal::{
     lock_run_dir, parse_journal, FileJournal, JournalRecord, JournalSummary, CHECKPOINT_DIR,

@@ -15,6 +15,14 @@ pub struct RunKey {
     pub seed: u64,
 }
 
+impl RunKey {
+    /// `strategy eps E seed S`: how progress displays name a run (and the label of its fits'
+    /// [`autotune_core::progress`] reports).
+    pub fn label(&self) -> String {
+        format!("{} eps {} seed {}", self.strategy, self.eps, self.seed)
+    }
+}
+
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "record", rename_all = "kebab-case")]

@@ -7,7 +7,9 @@ use autotune_curriculum::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{EndRecord, EvalRecord, ExperimentError, HeldOut, MetricRecord, PhaseRecord, RunKey};
+use crate::{
+    EndRecord, EvalRecord, ExperimentError, HeldOut, MetricRecord, PhaseRecord, RunKey, SliceError,
+};
 
 /// Everything that defines a run (written as the run's resolved configuration).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -24,6 +26,11 @@ pub struct RunSpec {
     /// Stop as soon as the held-out error reaches eps (saves time in comparisons); otherwise
     /// the strategy runs to its own stop (certificate, phases or budget).
     pub stop_at_eps: bool,
+    /// Larger target errors read off this run's checkpoints (`compare --nested-eps`): the
+    /// held-out evaluation then stops early only above the largest of them, so that whether
+    /// each was reached is exact.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_eps: Vec<f64>,
 }
 
 /// Held-out error and cumulative costs at the end of a phase.
@@ -40,7 +47,21 @@ pub struct Checkpoint {
     pub heldout_evaluated: usize,
     /// Whether the held-out error is at most eps (exact even when stopped early).
     pub reached: bool,
+    /// Held-out errors per slice of the distribution (tasks that define slices, full
+    /// evaluations only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slices: Vec<SliceError>,
     pub ledger: Ledger,
+}
+
+impl Checkpoint {
+    /// Whether every held-out prompt was evaluated with at most `eps * n` wrong (exact: an
+    /// evaluation stopped early had more errors than any eps it was asked about).
+    pub fn reaches(&self, eps: f64, heldout: usize) -> bool {
+        let errors = (self.heldout_error * self.heldout_evaluated as f64).round() as usize;
+        self.heldout_evaluated == heldout
+            && errors <= (eps * heldout as f64 + 1e-9).floor() as usize
+    }
 }
 
 /// What a run measured, without its per-phase checkpoints (what a comparison file keeps of
@@ -61,6 +82,12 @@ pub struct RunSummary {
     pub final_ledger: Ledger,
     pub stop: StopReason,
     pub phases: usize,
+    /// Held-out errors per slice at the checkpoint that reached eps (tasks with slices).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub slices_to_eps: Vec<SliceError>,
+    /// Held-out errors per slice at the last checkpoint.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub final_slices: Vec<SliceError>,
 }
 
 /// What a run measured, in full (`result.json`: the summary's fields sit at the top level).
@@ -74,6 +101,9 @@ pub struct RunResult {
     pub checkpoints: Vec<Checkpoint>,
     pub strategy_config: StrategyConfig,
     pub task_params: Params,
+    /// The larger eps this run is also read at (`compare --nested-eps`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also_eps: Vec<f64>,
 }
 
 impl RunResult {
@@ -89,6 +119,8 @@ struct HeldOutObserver<'a, F: FnMut(&MetricRecord)> {
     run: RunKey,
     heldout: HeldOut,
     eps: f64,
+    /// Early-stop threshold of the held-out evaluation (the largest eps asked about).
+    stop_eps: f64,
     stop_at_eps: bool,
     checkpoints: Vec<Checkpoint>,
     reached: Option<usize>,
@@ -101,7 +133,9 @@ impl<F: FnMut(&MetricRecord)> Observer for HeldOutObserver<'_, F> {
             run: self.run.clone(),
             report: report.clone(),
         }));
-        let ev = self.heldout.reaches(self.task, model, self.eps);
+        let ev = self
+            .heldout
+            .reaches(self.task, model, self.eps, self.stop_eps);
         let cp = Checkpoint {
             phase: report.phase,
             members: report.members,
@@ -110,6 +144,7 @@ impl<F: FnMut(&MetricRecord)> Observer for HeldOutObserver<'_, F> {
             heldout_error: ev.error,
             heldout_evaluated: ev.evaluated,
             reached: ev.reached,
+            slices: ev.slices,
             ledger: report.ledger.clone(),
         };
         (self.on_record)(&MetricRecord::Eval(EvalRecord {
@@ -182,20 +217,24 @@ pub fn run_one_full(
         },
         heldout,
         eps: spec.eps,
+        stop_eps: spec.also_eps.iter().fold(spec.eps, |a, &b| a.max(b)),
         stop_at_eps: spec.stop_at_eps,
         checkpoints: Vec::new(),
         reached: None,
         on_record,
     };
-    let outcome = run_curriculum_journaled(
-        task.as_ref(),
-        &cfg,
-        spec.eps,
-        spec.seed,
-        &spec.budget,
-        &mut obs,
-        journal.map(|j| (j, journal_stream(spec))),
-    )?;
+    let label = obs.run.label();
+    let outcome = autotune_core::progress::with_label(&label, || {
+        run_curriculum_journaled(
+            task.as_ref(),
+            &cfg,
+            spec.eps,
+            spec.seed,
+            &spec.budget,
+            &mut obs,
+            journal.map(|j| (j, journal_stream(spec))),
+        )
+    })?;
     let final_error = obs.heldout.error(task.as_ref(), &outcome.model);
     let reached = obs.reached.map(|i| &obs.checkpoints[i]);
     let result = RunResult {
@@ -211,12 +250,19 @@ pub fn run_one_full(
             final_ledger: outcome.ledger,
             stop: outcome.stop,
             phases: outcome.phases,
+            slices_to_eps: reached.map(|c| c.slices.clone()).unwrap_or_default(),
+            final_slices: obs
+                .checkpoints
+                .last()
+                .map(|c| c.slices.clone())
+                .unwrap_or_default(),
         },
         heldout_prompts: n_test,
         dimension: d,
         checkpoints: obs.checkpoints,
         strategy_config: cfg,
         task_params,
+        also_eps: spec.also_eps.clone(),
     };
     (obs.on_record)(&MetricRecord::End(EndRecord {
         summary: result.summary.clone(),

@@ -108,6 +108,55 @@ pub fn comparison_table(r: &CompareReport) -> Table {
             ));
         }
     }
+    if let Some(first) = r.slices_at_budget.first() {
+        fits.push(format!(
+            "held-out error per slice at {} demonstrations (the cheapest strategy's median to eps = {}), medians over seeds:",
+            num(first.budget_demos),
+            first.eps
+        ));
+        let mut labels: Vec<&str> = Vec::new();
+        for s in &r.slices_at_budget {
+            for (l, _, _) in &s.slices {
+                if !labels.contains(&l.as_str()) {
+                    labels.push(l);
+                }
+            }
+        }
+        labels.sort_by(|a, b| crate::slice_order(a, b));
+        let mut head = format!("{:<22} {:>9}", "strategy", "all");
+        for l in &labels {
+            head.push_str(&format!(" {l:>10}"));
+        }
+        fits.push(head);
+        let mut counts = format!(
+            "{:<22} {:>9}",
+            "(held-out prompts)",
+            r.slices_at_budget[0]
+                .slices
+                .iter()
+                .map(|x| x.1)
+                .sum::<usize>()
+        );
+        for l in &labels {
+            let n = r.slices_at_budget[0]
+                .slices
+                .iter()
+                .find(|x| x.0 == *l)
+                .map_or(0, |x| x.1);
+            counts.push_str(&format!(" {n:>10}"));
+        }
+        fits.push(counts);
+        for s in &r.slices_at_budget {
+            let mut line = format!("{:<22} {:>9.4}", s.strategy, s.error_median);
+            for l in &labels {
+                match s.slices.iter().find(|x| x.0 == *l) {
+                    Some((_, _, e)) => line.push_str(&format!(" {e:>10.4}")),
+                    None => line.push_str(&format!(" {:>10}", "-")),
+                }
+            }
+            fits.push(line);
+        }
+    }
     Table {
         title: format!(
             "task {} (d = {}), {} seeds from {}; demos = teacher demonstrations to reach held-out error <= eps",

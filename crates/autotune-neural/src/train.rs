@@ -200,13 +200,19 @@ impl Trainer {
         Ok((nll * b.weights).sum().div_scalar(b.count as f32))
     }
 
-    /// One AdamW step on `batch` (all of it, one step); returns the loss before the step.
+    /// One AdamW step on `batch` (all of it, one step) at the schedule's learning rate;
+    /// returns the loss before the step.
     pub fn train_step(&mut self, batch: &[Example]) -> Result<f32> {
-        on_pool(|| self.train_step_here(batch))
+        let lr = self.config.schedule.lr(self.config.lr, self.step);
+        on_pool(|| self.train_step_here(batch, lr))
     }
 
-    fn train_step_here(&mut self, batch: &[Example]) -> Result<f32> {
-        let lr = self.config.schedule.lr(self.config.lr, self.step);
+    /// [`Trainer::train_step`] at learning rate `lr` (a schedule kept by the caller).
+    pub fn train_step_at(&mut self, batch: &[Example], lr: f64) -> Result<f32> {
+        on_pool(|| self.train_step_here(batch, lr))
+    }
+
+    fn train_step_here(&mut self, batch: &[Example], lr: f64) -> Result<f32> {
         let dropout = self.model_config.dropout > 0.0;
         // Dropout draws from burn's global RNG: seed it per step, under the lock.
         let guard = dropout.then(crate::burn_rng_lock);
@@ -233,16 +239,22 @@ impl Trainer {
         }
         let mut losses = Vec::with_capacity(steps);
         for _ in 0..steps {
-            let batch: Vec<Example> = if data.len() <= self.config.batch_size {
-                data.to_vec()
-            } else {
-                (0..self.config.batch_size)
-                    .map(|_| data[self.rng.gen_range(0..data.len())].clone())
-                    .collect()
-            };
+            let batch = self.sample_batch(data);
             losses.push(self.train_step(&batch)?);
         }
         Ok(losses)
+    }
+
+    /// A minibatch of `batch_size` examples drawn uniformly with replacement from `data` by
+    /// the trainer's seeded sampler (all of `data` when it is no larger than a batch).
+    pub fn sample_batch(&mut self, data: &[Example]) -> Vec<Example> {
+        if data.len() <= self.config.batch_size {
+            data.to_vec()
+        } else {
+            (0..self.config.batch_size)
+                .map(|_| data[self.rng.gen_range(0..data.len())].clone())
+                .collect()
+        }
     }
 
     fn batch_tensors(&self, batch: &[Example]) -> Result<BatchTensors> {

@@ -29,6 +29,7 @@ fn spec() -> CompareSpec {
             ..Budget::default()
         },
         stop_at_eps: true,
+        nested_eps: false,
     }
 }
 

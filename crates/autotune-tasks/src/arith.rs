@@ -341,6 +341,14 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec { key: "epochs", default: "4.0", help: "passes over each phase's new demonstrations (minibatches drawn from the whole replay buffer)" },
     ParamSpec { key: "min_steps", default: "20", help: "fewest optimisation steps per fit" },
     ParamSpec { key: "max_steps", default: "2000", help: "most optimisation steps per fit" },
+    ParamSpec { key: "schedule", default: "constant", help: "learning rate within a fit: constant, or cosine (linear warm-up, cosine decay to min_lr_ratio x lr at the fit's last step; restarts every phase)" },
+    ParamSpec { key: "warmup", default: "0", help: "warm-up steps of each fit (cosine schedule)" },
+    ParamSpec { key: "min_lr_ratio", default: "0.1", help: "final learning rate of a fit as a fraction of lr (cosine schedule)" },
+    ParamSpec { key: "replay", default: "all", help: "demonstrations a fit trains on: all so far, or the most recent N (at least the fit's new ones; 0 = only the new ones)" },
+    ParamSpec { key: "eval_every", default: "0", help: "evaluate on validation prompts every N steps of a fit (0: never; verifier calls, charged)" },
+    ParamSpec { key: "val_prompts", default: "256", help: "validation prompts (a split of their own, never the training or test prompts)" },
+    ParamSpec { key: "target_accuracy", default: "1.0", help: "early stop: end a fit once validation accuracy reaches this (after min_steps)" },
+    ParamSpec { key: "patience", default: "0", help: "early stop: end a fit after this many evaluations without improvement (0: off; after min_steps)" },
 ];
 
 /// The longest trace (and prompt) of the distribution, for the model's context.
@@ -449,6 +457,39 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
     })?;
     let min_steps = int("min_steps", 0, 1_000_000)?;
     let max_steps = int("max_steps", 1, 1_000_000)?;
+    let warmup = int("warmup", 0, 1_000_000)?;
+    let min_lr_ratio: f64 = p.get_checked("min_lr_ratio", "a number in [0, 1]", |x: f64| {
+        (0.0..=1.0).contains(&x)
+    })?;
+    let schedule = match p.raw("schedule").unwrap_or("constant") {
+        "constant" => crate::neural::FitSchedule::Constant,
+        "cosine" => crate::neural::FitSchedule::Cosine {
+            warmup,
+            min_ratio: min_lr_ratio,
+        },
+        other => {
+            return Err(CoreError::BadParam {
+                key: "schedule".into(),
+                value: other.into(),
+                expected: "constant or cosine".into(),
+            })
+        }
+    };
+    let replay = match p.raw("replay").unwrap_or("all") {
+        "all" => None,
+        _ => Some(
+            p.get_checked("replay", "all or a number of demonstrations", |_: usize| {
+                true
+            })?,
+        ),
+    };
+    let eval_every = int("eval_every", 0, 1_000_000)?;
+    let val_prompts = int("val_prompts", 1, 100_000)?;
+    let patience = int("patience", 0, 1_000_000)?;
+    let target_accuracy: f64 =
+        p.get_checked("target_accuracy", "a number in (0, 1]", |x: f64| {
+            x > 0.0 && x <= 1.0
+        })?;
     let dist = Distribution {
         max_digits,
         mul_max_digits,
@@ -456,6 +497,18 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
         ops: [ops[0], ops[1], ops[2]],
     };
     let (prompt_len, trace_len) = max_lengths(&dist);
+    let validation = if eval_every > 0 {
+        let d = dist.clone();
+        let prompts =
+            crate::GeneratorSource::new(seed, "val", move |rng| prompt_tokens(&d.sample(rng)))
+                .draw(val_prompts)?;
+        crate::neural::Validation {
+            prompts,
+            verify: Some(verify),
+        }
+    } else {
+        crate::neural::Validation::default()
+    };
     let model = autotune_neural::TransformerConfig {
         vocab: vocab_size(),
         d_model,
@@ -483,6 +536,12 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
             eos: EOS,
             answer_marker: ANS,
             max_new_tokens: trace_len + 1,
+            schedule,
+            replay,
+            eval_every,
+            patience,
+            target_accuracy,
+            validation,
         },
     }))
 }
@@ -529,6 +588,13 @@ impl Task for ArithTask {
             &self.student,
             state,
         )?))
+    }
+
+    /// The digits of the larger operand: `1 digit`, `2 digits`, ...
+    fn slice(&self, prompt: &Prompt) -> Option<String> {
+        let p = Problem::parse(&decode(&prompt.tokens))?;
+        let n = p.digits();
+        Some(format!("{n} digit{}", if n == 1 { "" } else { "s" }))
     }
 
     /// A problem as text, e.g. `47+85` (spaces and a trailing `=>` or `=` are ignored), as
@@ -677,6 +743,30 @@ mod tests {
             by_digits[8] > 0 && (by_digits[8] as f64) < 0.05 * n as f64,
             "{by_digits:?}"
         );
+    }
+
+    #[test]
+    fn prompts_are_sliced_by_the_digits_of_the_larger_operand() {
+        let params = Params::parse::<&str>(&[])
+            .unwrap()
+            .resolve("arith", PARAMS)
+            .unwrap();
+        let task = build(&params, 0).unwrap();
+        let slice = |a, op, b| {
+            let p = Prompt {
+                id: 0,
+                tokens: prompt_tokens(&Problem { a, op, b }),
+            };
+            task.slice(&p).unwrap()
+        };
+        assert_eq!(slice(5, Op::Mul, 6), "1 digit");
+        assert_eq!(slice(123, Op::Add, 4), "3 digits");
+        assert_eq!(slice(7, Op::Sub, 12_345_678), "8 digits");
+        let junk = Prompt {
+            id: 0,
+            tokens: vec![BOS, SEP],
+        };
+        assert_eq!(task.slice(&junk), None);
     }
 
     proptest! {

@@ -549,6 +549,7 @@ impl Student for HalfspaceStudent {
                 steps: 0,
                 examples: processed,
                 consistent: self.conflicts == 0,
+                validation_generations: 0,
             });
         }
         let (rounds, consistent) = self.train(new_from);
@@ -556,6 +557,7 @@ impl Student for HalfspaceStudent {
             steps: rounds,
             examples: processed,
             consistent: consistent && self.conflicts == 0,
+            validation_generations: 0,
         })
     }
 }

@@ -39,6 +39,64 @@ pub struct NeuralStudentConfig {
     pub eos: Token,
     pub answer_marker: Token,
     pub max_new_tokens: usize,
+    /// The learning rate within a fit.
+    pub schedule: FitSchedule,
+    /// Which demonstrations a fit trains on: all so far (`None`), or the most recent `n` (and
+    /// at least the fit's new ones).
+    pub replay: Option<usize>,
+    /// Evaluate on the validation prompts every this many steps of a fit (0: never), and stop
+    /// the fit early when the validation accuracy reaches `target_accuracy` or has not improved
+    /// for `patience` evaluations (0: no patience stop). A fit never stops before `min_steps`.
+    pub eval_every: usize,
+    pub patience: usize,
+    pub target_accuracy: f64,
+    pub validation: Validation,
+}
+
+/// The learning rate within one fit.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FitSchedule {
+    /// The trainer's schedule over its global step (constant unless configured otherwise).
+    #[default]
+    Constant,
+    /// Each fit warms up linearly over `warmup` steps, then decays by a cosine to
+    /// `min_ratio * lr` at its last planned step (warm restarts at every phase).
+    Cosine { warmup: usize, min_ratio: f64 },
+}
+
+impl FitSchedule {
+    /// The learning rate at step `i` of a fit of `steps` steps, for base rate `lr`.
+    pub fn lr(&self, lr: f64, i: usize, steps: usize) -> f64 {
+        match *self {
+            FitSchedule::Constant => lr,
+            FitSchedule::Cosine { warmup, min_ratio } => autotune_neural::LrSchedule::Cosine {
+                warmup_steps: warmup as u64,
+                total_steps: steps as u64,
+                min_ratio,
+            }
+            .lr(lr, i as u64),
+        }
+    }
+}
+
+/// The verifier's judgement of answers, as a plain function.
+pub type VerifyFn = fn(&[Prompt], &[&[Token]]) -> Vec<bool>;
+
+/// Prompts a student evaluates itself on during fits (drawn from the task's own validation
+/// split, never the training or test split) and the verifier that judges its answers.
+#[derive(Clone, Debug, Default)]
+pub struct Validation {
+    pub prompts: Vec<Prompt>,
+    pub verify: Option<VerifyFn>,
+}
+
+/// Same prompts, and a verifier on both sides or on neither (function pointers have no
+/// meaningful equality).
+impl PartialEq for Validation {
+    fn eq(&self, other: &Self) -> bool {
+        self.prompts == other.prompts && self.verify.is_some() == other.verify.is_some()
+    }
 }
 
 /// A trainable transformer student.
@@ -52,6 +110,16 @@ pub struct NeuralStudent {
 }
 
 impl NeuralStudent {
+    /// Greedy exact-answer accuracy of `model` on the validation prompts.
+    fn validation_accuracy(&self, model: &NeuralModel) -> f64 {
+        let v = &self.cfg.validation;
+        let Some(verify) = v.verify else { return 0.0 };
+        let traces = self.traces_with(model, &v.prompts, Sampling::Greedy);
+        let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
+        let ok = verify(&v.prompts, &answers);
+        ok.iter().filter(|x| **x).count() as f64 / ok.len().max(1) as f64
+    }
+
     pub fn new(cfg: NeuralStudentConfig) -> Result<Self> {
         let trainer = Trainer::new(cfg.model.clone(), cfg.trainer.clone())
             .map_err(|e| CoreError::Student(e.to_string()))?;
@@ -66,6 +134,16 @@ impl NeuralStudent {
     }
 
     fn traces(&self, prompts: &[Prompt], sampling: Sampling) -> Vec<Trace> {
+        let model = self.inference.lock().unwrap_or_else(|e| e.into_inner());
+        self.traces_with(&model, prompts, sampling)
+    }
+
+    fn traces_with(
+        &self,
+        model: &NeuralModel,
+        prompts: &[Prompt],
+        sampling: Sampling,
+    ) -> Vec<Trace> {
         let inputs: Vec<Vec<u32>> = prompts.iter().map(|p| p.tokens.clone()).collect();
         let opts = GenerateOptions {
             max_new_tokens: self.cfg.max_new_tokens,
@@ -73,7 +151,6 @@ impl NeuralStudent {
             batch_size: 64,
             sampling,
         };
-        let model = self.inference.lock().unwrap_or_else(|e| e.into_inner());
         let outs = model
             .generate(&inputs, &opts)
             .unwrap_or_else(|_| vec![Vec::new(); prompts.len()]);
@@ -104,6 +181,22 @@ struct Settings {
     eos: Token,
     answer_marker: Token,
     max_new_tokens: usize,
+    #[serde(default)]
+    schedule: FitSchedule,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replay: Option<usize>,
+    #[serde(default)]
+    eval_every: usize,
+    #[serde(default)]
+    patience: usize,
+    #[serde(default = "one")]
+    target_accuracy: f64,
+    #[serde(default)]
+    validation_prompts: usize,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 impl Settings {
@@ -115,6 +208,12 @@ impl Settings {
             eos: c.eos,
             answer_marker: c.answer_marker,
             max_new_tokens: c.max_new_tokens,
+            schedule: c.schedule,
+            replay: c.replay,
+            eval_every: c.eval_every,
+            patience: c.patience,
+            target_accuracy: c.target_accuracy,
+            validation_prompts: c.validation.prompts.len(),
         }
     }
 }
@@ -364,6 +463,7 @@ impl Student for NeuralStudent {
                 steps: 0,
                 examples: 0,
                 consistent: true,
+                validation_generations: 0,
             });
         }
         for d in new_demos {
@@ -376,15 +476,84 @@ impl Student for NeuralStudent {
             self.cfg.min_steps,
             self.cfg.max_steps.max(self.cfg.min_steps),
         );
-        self.last_losses = self
-            .trainer
-            .fit(&self.replay, steps)
-            .map_err(|e| CoreError::Student(e.to_string()))?;
+        let keep = match self.cfg.replay {
+            None => self.replay.len(),
+            Some(n) => n.max(new_demos.len()).min(self.replay.len()),
+        };
+        let data = &self.replay[self.replay.len() - keep..];
+        let (mut done, mut validated) = (0usize, 0u64);
+        let (mut best, mut stale) = (f64::NEG_INFINITY, 0usize);
+        let (mut since_report, mut loss_sum) = (0usize, 0f64);
+        let report_every = (steps / 50).max(1);
+        let show = autotune_core::progress::enabled();
+        let label = if show {
+            autotune_core::progress::label()
+        } else {
+            String::new()
+        };
+        self.last_losses.clear();
+        let student_err = |e: autotune_neural::NeuralError| CoreError::Student(e.to_string());
+        while done < steps {
+            let b = self.trainer.sample_batch(data);
+            let (loss, lr) = match self.cfg.schedule {
+                FitSchedule::Constant => {
+                    let lr = self
+                        .trainer
+                        .config()
+                        .schedule
+                        .lr(self.cfg.trainer.lr, self.trainer.steps());
+                    (self.trainer.train_step(&b).map_err(student_err)?, lr)
+                }
+                s => {
+                    let lr = s.lr(self.cfg.trainer.lr, done, steps);
+                    (self.trainer.train_step_at(&b, lr).map_err(student_err)?, lr)
+                }
+            };
+            self.last_losses.push(loss);
+            done += 1;
+            since_report += 1;
+            loss_sum += f64::from(loss);
+            let mut accuracy = None;
+            let validate = self.cfg.eval_every > 0
+                && done % self.cfg.eval_every == 0
+                && done < steps
+                && !self.cfg.validation.prompts.is_empty()
+                && self.cfg.validation.verify.is_some();
+            if validate {
+                let model = self.trainer.inference_model();
+                let acc = self.validation_accuracy(&model);
+                validated += self.cfg.validation.prompts.len() as u64;
+                accuracy = Some(acc);
+                if acc > best + 1e-12 {
+                    (best, stale) = (acc, 0);
+                } else {
+                    stale += 1;
+                }
+            }
+            if show && (done % report_every == 0 || accuracy.is_some() || done == steps) {
+                autotune_core::progress::report(&autotune_core::progress::FitProgress {
+                    label: label.clone(),
+                    step: done,
+                    steps,
+                    loss: loss_sum / since_report as f64,
+                    lr,
+                    validation_accuracy: accuracy,
+                });
+                (since_report, loss_sum) = (0, 0.0);
+            }
+            if let Some(acc) = accuracy {
+                let patience_out = self.cfg.patience > 0 && stale >= self.cfg.patience;
+                if done >= self.cfg.min_steps && (acc >= self.cfg.target_accuracy || patience_out) {
+                    break;
+                }
+            }
+        }
         *self.inference.lock().unwrap_or_else(|e| e.into_inner()) = self.trainer.inference_model();
         Ok(FitStats {
-            steps: steps as u64,
-            examples: (steps * batch) as u64,
+            steps: done as u64,
+            examples: (done * batch) as u64,
             consistent: true,
+            validation_generations: validated,
         })
     }
 
@@ -514,6 +683,12 @@ mod tests {
             eos: st.settings.eos,
             answer_marker: st.settings.answer_marker,
             max_new_tokens: st.settings.max_new_tokens,
+            schedule: st.settings.schedule,
+            replay: st.settings.replay,
+            eval_every: st.settings.eval_every,
+            patience: st.settings.patience,
+            target_accuracy: st.settings.target_accuracy,
+            validation: Validation::default(),
         }
     }
 
@@ -596,5 +771,98 @@ mod tests {
         assert!(e.contains("training state"), "{e}");
         let e = refused(task.as_ref(), &resum(&|st| st.trainer.format_version = 7));
         assert!(e.contains("format version 7"), "{e}");
+    }
+
+    #[test]
+    fn cosine_fit_schedule_warms_up_decays_and_restarts() {
+        let s = FitSchedule::Cosine {
+            warmup: 4,
+            min_ratio: 0.1,
+        };
+        assert!((s.lr(1.0, 0, 20) - 0.25).abs() < 1e-12);
+        assert!((s.lr(1.0, 3, 20) - 1.0).abs() < 1e-12);
+        assert!((s.lr(1.0, 4, 20) - 1.0).abs() < 1e-12);
+        let mid = s.lr(1.0, 12, 20);
+        assert!(mid < 1.0 && mid > 0.1, "{mid}");
+        assert!((s.lr(1.0, 20, 20) - 0.1).abs() < 1e-12);
+        // Monotone after the warm-up.
+        let v: Vec<f64> = (4..=20).map(|i| s.lr(1.0, i, 20)).collect();
+        assert!(v.windows(2).all(|w| w[1] <= w[0] + 1e-15));
+        assert_eq!(FitSchedule::Constant.lr(0.3, 7, 10), 0.3);
+    }
+
+    #[test]
+    fn early_stop_ends_a_fit_after_min_steps_and_counts_validation() {
+        // Patience 1: the fit stops at the first evaluation (after min_steps) that did not
+        // improve on the best so far.
+        let task = task_with(&[
+            "min_steps=4",
+            "max_steps=40",
+            "epochs=1000",
+            "eval_every=2",
+            "val_prompts=16",
+            "patience=1",
+        ]);
+        let mut s = task.new_student(3);
+        let st = s.fit(&demos(task.as_ref(), 5, 32)).unwrap();
+        assert!(st.steps >= 4 && st.steps < 40, "{st:?}");
+        assert_eq!(st.steps % 2, 0, "stops at an evaluation: {st:?}");
+        assert_eq!(st.validation_generations, 16 * st.steps / 2, "{st:?}");
+        // Without evaluation the same fit runs to its planned steps.
+        let task = task_with(&["min_steps=4", "max_steps=40", "epochs=1000"]);
+        let st = task
+            .new_student(3)
+            .fit(&demos(task.as_ref(), 5, 32))
+            .unwrap();
+        assert_eq!((st.steps, st.validation_generations), (40, 0));
+    }
+
+    #[test]
+    fn replay_window_and_schedule_change_training_deterministically() {
+        let d = demos(task_with(&[]).as_ref(), 9, 24);
+        let run = |extra: &[&str]| -> Vec<u32> {
+            let task = task_with(extra);
+            let mut s = task.new_student(2);
+            s.fit(&d[..16]).unwrap();
+            s.fit(&d[16..]).unwrap();
+            let st: StudentState = serde_json::from_str(&s.save().unwrap()).unwrap();
+            assert_eq!(st.replay.len(), 24, "the buffer keeps everything");
+            let out = s.generate_batch(&d.iter().map(|x| x.prompt.clone()).collect::<Vec<_>>());
+            out.iter().flat_map(|t| t.steps.clone()).collect()
+        };
+        let all = run(&[]);
+        assert_eq!(all, run(&[]), "deterministic");
+        assert_ne!(
+            all,
+            run(&["replay=0"]),
+            "training only on the new demonstrations differs"
+        );
+        assert_ne!(
+            all,
+            run(&["schedule=cosine", "warmup=2"]),
+            "the schedule is used"
+        );
+        assert_eq!(
+            run(&["replay=100"]),
+            all,
+            "a window larger than the buffer is all of it"
+        );
+    }
+
+    #[test]
+    fn bad_training_options_are_clear_errors() {
+        for (kv, word) in [
+            ("schedule=linear", "constant or cosine"),
+            ("replay=some", "all or a number"),
+            ("target_accuracy=0", "(0, 1]"),
+            ("min_lr_ratio=2", "[0, 1]"),
+        ] {
+            let params = Params::parse(&[kv])
+                .unwrap()
+                .resolve("arith", arith::PARAMS)
+                .unwrap();
+            let e = arith::build(&params, 1).err().expect(kv).to_string();
+            assert!(e.contains(word), "{kv}: {e}");
+        }
     }
 }
