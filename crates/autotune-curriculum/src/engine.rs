@@ -563,7 +563,7 @@ impl<'a> Engine<'a> {
                 });
                 self.members_built += 1;
                 let fit = self.meter.fit(&mut student, data)?;
-                if let Mask::FilterBoost { .. } = self.cfg.mask {
+                let (alpha, err) = if let Mask::FilterBoost { .. } = self.cfg.mask {
                     if edge_set.is_empty() {
                         return Ok((fit, None, false));
                     }
@@ -579,20 +579,13 @@ impl<'a> Engine<'a> {
                     if edge <= 0.0 {
                         return Ok((fit, Some(err), false));
                     }
-                    members.push(Member {
-                        student,
-                        alpha: member_alpha(edge),
-                    });
-                    self.last_member_demos = all.len();
-                    Ok((fit, Some(err), true))
+                    (member_alpha(edge), Some(err))
                 } else {
-                    members.push(Member {
-                        student,
-                        alpha: 1.0,
-                    });
-                    self.last_member_demos = all.len();
-                    Ok((fit, None, true))
-                }
+                    (1.0, None)
+                };
+                members.push(Member { student, alpha });
+                self.last_member_demos = all.len();
+                Ok((fit, err, true))
             }
         }
     }

@@ -364,12 +364,7 @@ pub fn report_from_runs(
     eps.dedup();
     let derived: Vec<RunResult> = runs
         .iter()
-        .flat_map(|r| {
-            r.also_eps
-                .iter()
-                .map(|&e| at_larger_eps(r, e))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|r| r.also_eps.iter().map(move |&e| at_larger_eps(r, e)))
         .collect();
     runs.extend(derived);
     let results = aggregate(&runs, &spec.strategies, &eps);

@@ -16,8 +16,6 @@ pub struct Evaluation {
     pub error: f64,
     /// Prompts evaluated: all of them, or fewer when the evaluation stopped early.
     pub evaluated: usize,
-    /// Wrong answers among the prompts evaluated.
-    pub errors: usize,
     /// Errors per slice of the distribution ([`Task::slice`]), when every prompt was evaluated
     /// and the task defines slices; empty otherwise.
     pub slices: Vec<SliceError>,
@@ -47,6 +45,12 @@ pub fn slice_order(a: &str, b: &str) -> std::cmp::Ordering {
         (Some(x), Some(y)) => x.cmp(&y).then_with(|| a.cmp(b)),
         _ => a.cmp(b),
     }
+}
+
+/// The most wrong answers among `n` held-out prompts for an error of at most `eps` (the one
+/// rounding rule of every reached/not-reached decision).
+pub(crate) fn allowed_errors(eps: f64, n: usize) -> usize {
+    (eps * n as f64 + 1e-9).floor() as usize
 }
 
 /// Counts verdicts per slice label (prompts without a label are left out).
@@ -152,49 +156,44 @@ impl HeldOut {
         stop_eps: f64,
     ) -> Evaluation {
         let n = self.prompts.len();
-        let allowed = |e: f64| (e * n as f64 + 1e-9).floor() as usize;
+        let ok = match model {
+            Model::Single(Some(student)) => {
+                let stop_at = allowed_errors(stop_eps.max(eps), n);
+                let (mut ok, mut wrong) = (Vec::with_capacity(n), 0usize);
+                for chunk in self.prompts.chunks(EVAL_CHUNK) {
+                    let traces = student.generate_batch(chunk);
+                    let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
+                    let verdicts = task.verifier().verify_batch(chunk, &answers);
+                    wrong += verdicts.iter().filter(|v| !**v).count();
+                    ok.extend(verdicts);
+                    if wrong > stop_at {
+                        break;
+                    }
+                }
+                ok
+            }
+            _ => self.verdicts(task, model),
+        };
+        let (seen, wrong) = (ok.len(), ok.iter().filter(|v| !**v).count());
+        Evaluation {
+            reached: seen == n && wrong <= allowed_errors(eps, n),
+            error: wrong as f64 / seen.max(1) as f64,
+            evaluated: seen,
+            slices: self.slices_of(task, &ok),
+        }
+    }
+
+    /// Errors per slice for verdicts on every held-out prompt (empty for a partial evaluation
+    /// or a task without slices); the prompts' labels are computed once.
+    fn slices_of(&mut self, task: &dyn Task, ok: &[bool]) -> Vec<SliceError> {
+        let prompts = &self.prompts;
         let labels = self
             .labels
-            .get_or_insert_with(|| self.prompts.iter().map(|p| task.slice(p)).collect())
-            .clone();
-        let has_slices = labels.iter().any(Option::is_some);
-        let Model::Single(Some(student)) = model else {
-            let ok = self.verdicts(task, model);
-            let errors = ok.iter().filter(|v| !**v).count();
-            return Evaluation {
-                reached: errors <= allowed(eps),
-                error: errors as f64 / n.max(1) as f64,
-                evaluated: n,
-                errors,
-                slices: if has_slices {
-                    by_slice(&labels, &ok)
-                } else {
-                    Vec::new()
-                },
-            };
-        };
-        let stop_at = allowed(stop_eps.max(eps));
-        let mut ok_all: Vec<bool> = Vec::with_capacity(n);
-        for chunk in self.prompts.chunks(EVAL_CHUNK) {
-            let traces = student.generate_batch(chunk);
-            let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
-            ok_all.extend(task.verifier().verify_batch(chunk, &answers));
-            if ok_all.iter().filter(|v| !**v).count() > stop_at {
-                break;
-            }
+            .get_or_insert_with(|| prompts.iter().map(|p| task.slice(p)).collect());
+        if ok.len() != labels.len() || labels.iter().all(Option::is_none) {
+            return Vec::new();
         }
-        let (seen, errors) = (ok_all.len(), ok_all.iter().filter(|v| !**v).count());
-        Evaluation {
-            reached: seen == n && errors <= allowed(eps),
-            error: errors as f64 / seen.max(1) as f64,
-            evaluated: seen,
-            errors,
-            slices: if has_slices && seen == n {
-                by_slice(&labels, &ok_all)
-            } else {
-                Vec::new()
-            },
-        }
+        by_slice(labels, ok)
     }
 
     /// The verifier's verdict on each held-out prompt's final answer.

@@ -59,8 +59,7 @@ impl Checkpoint {
     /// evaluation stopped early had more errors than any eps it was asked about).
     pub fn reaches(&self, eps: f64, heldout: usize) -> bool {
         let errors = (self.heldout_error * self.heldout_evaluated as f64).round() as usize;
-        self.heldout_evaluated == heldout
-            && errors <= (eps * heldout as f64 + 1e-9).floor() as usize
+        self.heldout_evaluated == heldout && errors <= crate::eval::allowed_errors(eps, heldout)
     }
 }
 

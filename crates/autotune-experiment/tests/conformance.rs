@@ -192,7 +192,7 @@ fn every_strategy_streams_metrics_that_parse_back_and_match_the_result() {
 #[test]
 fn nested_eps_reads_larger_eps_off_the_smallest_run() {
     use autotune_experiment::{compare, CompareSpec};
-    let spec = |nested| CompareSpec {
+    let compare_spec = |nested| CompareSpec {
         task: "halfspace-cot".into(),
         task_params: Params::parse(&["window=12", "steps=10"]).unwrap(),
         strategies: vec!["uniform".into(), "autotune-cex".into()],
@@ -201,18 +201,15 @@ fn nested_eps_reads_larger_eps_off_the_smallest_run() {
         seeds: 2,
         base_seed: 3,
         test_factor: 10.0,
-        budget: Budget {
-            max_demos: Some(5_000),
-            max_verifier_calls: Some(2_000_000),
-            max_seconds: None,
-        },
+        // The conformance budget.
+        budget: spec("uniform", 0.1, 0).budget,
         stop_at_eps: true,
         nested_eps: nested,
     };
-    let nested = compare(&spec(true), &|_| {}, None).unwrap();
+    let nested = compare(&compare_spec(true), &|_| {}, None).unwrap();
     assert_eq!(nested.runs.len(), 8, "4 runs, each also read at eps 0.1");
     assert_eq!(nested.results.len(), 4);
-    let full = spec(true).runs().unwrap();
+    let full = compare_spec(true).runs().unwrap();
     assert!(full
         .iter()
         .all(|r| r.eps == 0.02 && r.also_eps == vec![0.1]));
@@ -232,7 +229,7 @@ fn nested_eps_reads_larger_eps_off_the_smallest_run() {
     // Against the eps = 0.1 runs of their own, for the single model trained the same way the
     // first checkpoint at or below 0.1 is the same phase (on another held-out set, so compare
     // only that both reached and the demos agree within the checkpoint resolution).
-    let own = compare(&spec(false), &|_| {}, None).unwrap();
+    let own = compare(&compare_spec(false), &|_| {}, None).unwrap();
     for a in own.results.iter().filter(|a| a.eps == 0.1) {
         let b = nested
             .results

@@ -497,18 +497,6 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
         ops: [ops[0], ops[1], ops[2]],
     };
     let (prompt_len, trace_len) = max_lengths(&dist);
-    let validation = if eval_every > 0 {
-        let d = dist.clone();
-        let prompts =
-            crate::GeneratorSource::new(seed, "val", move |rng| prompt_tokens(&d.sample(rng)))
-                .draw(val_prompts)?;
-        crate::neural::Validation {
-            prompts,
-            verify: Some(verify),
-        }
-    } else {
-        crate::neural::Validation::default()
-    };
     let model = autotune_neural::TransformerConfig {
         vocab: vocab_size(),
         d_model,
@@ -518,7 +506,7 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
         max_len: prompt_len + trace_len + 1,
         dropout: 0.0,
     };
-    Ok(Box::new(ArithTask {
+    let mut task = ArithTask {
         dist,
         d,
         student: crate::neural::NeuralStudentConfig {
@@ -541,9 +529,17 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
             eval_every,
             patience,
             target_accuracy,
-            validation,
+            validation: crate::neural::Validation::default(),
         },
-    }))
+    };
+    if eval_every > 0 {
+        // Validation prompts: the task's own split, never the training or test prompts.
+        task.student.validation = crate::neural::Validation {
+            prompts: task.prompts("val", seed)?.draw(val_prompts)?,
+            verify: Some(verify),
+        };
+    }
+    Ok(Box::new(task))
 }
 
 impl Task for ArithTask {

@@ -495,20 +495,17 @@ impl Student for NeuralStudent {
         let student_err = |e: autotune_neural::NeuralError| CoreError::Student(e.to_string());
         while done < steps {
             let b = self.trainer.sample_batch(data);
-            let (loss, lr) = match self.cfg.schedule {
-                FitSchedule::Constant => {
-                    let lr = self
-                        .trainer
-                        .config()
-                        .schedule
-                        .lr(self.cfg.trainer.lr, self.trainer.steps());
-                    (self.trainer.train_step(&b).map_err(student_err)?, lr)
-                }
-                s => {
-                    let lr = s.lr(self.cfg.trainer.lr, done, steps);
-                    (self.trainer.train_step_at(&b, lr).map_err(student_err)?, lr)
-                }
+            let base = self.trainer.config().lr;
+            let lr = match self.cfg.schedule {
+                // The trainer's own schedule over its global step.
+                FitSchedule::Constant => self
+                    .trainer
+                    .config()
+                    .schedule
+                    .lr(base, self.trainer.steps()),
+                s => s.lr(base, done, steps),
             };
+            let loss = self.trainer.train_step_at(&b, lr).map_err(student_err)?;
             self.last_losses.push(loss);
             done += 1;
             since_report += 1;
