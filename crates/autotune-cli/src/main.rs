@@ -50,6 +50,14 @@ enum Cmd {
     /// The main job on embedded defaults: compares all curricula on halfspace-cot and writes
     /// the run directory with its report.
     Demo(DemoArgs),
+    /// Reinforcement learning with a verifier reward: policy-gradient training (GRPO-style)
+    /// from the task's reference checkpoint, with the prompts that get rollouts chosen by each
+    /// selector (uniform, zero-variance, autotune); rollouts and wall time to the held-out
+    /// target.
+    Rl(RlArgs),
+    /// Measures the coverage of a task's reference policy pi_ref: per prompt, the fraction of
+    /// samples the verifier accepts.
+    Coverage(CoverageArgs),
     /// Draws a run directory as one self-contained HTML page (and PNGs with --png).
     Report(ReportArgs),
     /// Checks {"gold", "prediction", "tests"?} records with a verifier: one verdict per line.
@@ -66,6 +74,89 @@ enum Cmd {
 }
 
 #[derive(Args)]
+struct RlArgs {
+    /// A built-in task with a trainable reference policy (arith with --param reference=FILE).
+    #[arg(long, required_unless_present = "render")]
+    task: Option<String>,
+    /// Print the table of an earlier run's rl.json and exit.
+    #[arg(long, value_name = "RL_JSON")]
+    render: Option<PathBuf>,
+    /// Comma-separated prompt selectors: uniform, zero-variance, autotune.
+    #[arg(long, default_value = "uniform,zero-variance,autotune")]
+    selectors: String,
+    /// Target held-out error (0.05: 95% accuracy).
+    #[arg(long, default_value_t = 0.05)]
+    eps: f64,
+    #[arg(long, default_value_t = 3)]
+    seeds: u64,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Samples per prompt (the group).
+    #[arg(long, default_value_t = 8)]
+    group: usize,
+    /// Groups per policy-gradient update.
+    #[arg(long, default_value_t = 32)]
+    prompts_per_step: usize,
+    /// Sampling temperature of the rollouts.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    /// Learning rate of the policy-gradient step.
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Rounds of drawing per update at most (filtering selectors draw again until the batch
+    /// is full).
+    #[arg(long, default_value_t = 8)]
+    max_rounds: usize,
+    /// Steps per run at most.
+    #[arg(long, default_value_t = 2000)]
+    max_steps: usize,
+    /// Advantages are reward minus the group mean, not divided by the group's std.
+    #[arg(long)]
+    no_std: bool,
+    /// Evaluate on the held-out prompts every this many steps.
+    #[arg(long, default_value_t = 10)]
+    eval_every: usize,
+    /// Held-out prompts (at least 10/eps).
+    #[arg(long, default_value_t = 1000)]
+    heldout: usize,
+    /// Stop a run after this many rollouts.
+    #[arg(long)]
+    max_rollouts: Option<u64>,
+    /// Stop a run after this many wall seconds.
+    #[arg(long)]
+    max_seconds: Option<f64>,
+    /// Samples per prompt to measure the coverage of pi_ref (0: skip).
+    #[arg(long, default_value_t = 16)]
+    coverage_samples: usize,
+    #[arg(long, default_value_t = 512)]
+    coverage_prompts: usize,
+    /// Task parameter KEY=VALUE (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Output directory (rl.json, rl.txt).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct CoverageArgs {
+    #[arg(long)]
+    task: String,
+    /// halfspace-cot: the coverage parameter of the built-in pi_ref.
+    #[arg(long)]
+    kappa: Option<f64>,
+    /// Task parameter KEY=VALUE (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    #[arg(long, default_value_t = 16)]
+    samples: usize,
+    #[arg(long, default_value_t = 512)]
+    prompts: usize,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
 struct ResumeArgs {
     /// The run directory of the killed command.
     dir: PathBuf,
@@ -79,6 +170,13 @@ struct Common {
     /// Strategy parameter KEY=VALUE (repeatable); see `autotune strategies`.
     #[arg(long = "strategy-param", value_name = "KEY=VALUE")]
     strategy_params: Vec<String>,
+    /// Coverage of the reference policy pi_ref for the RL strategies (rft-uniform,
+    /// autotune-rl) on the theory testbeds: pi_ref finds a correct CoT with probability about
+    /// 1/K per sample. The same as `--param kappa=K`. `compare` also takes a list (e.g.
+    /// 4,16,64): one comparison per kappa, and the burn-in table of rollouts against kappa and
+    /// eps.
+    #[arg(long, value_name = "K")]
+    kappa: Option<String>,
     /// Held-out prompts per run: ceil(TEST_FACTOR / eps); at least 10.
     #[arg(long, default_value_t = 10.0)]
     test_factor: f64,
@@ -304,6 +402,8 @@ fn real_main() -> Result<()> {
         Cmd::Compare(a) => cmd_compare(a),
         Cmd::Demo(a) => cmd_demo(a),
         Cmd::Report(a) => cmd_report(a),
+        Cmd::Rl(a) => cmd_rl(a),
+        Cmd::Coverage(a) => cmd_coverage(a),
         Cmd::Verify(a) => cmd_verify(a),
         Cmd::Serve(a) => {
             let mut c = autotune_service::ServiceConfig::new(&a.store);
@@ -373,9 +473,15 @@ fn parse_eps_list(s: &str) -> Result<Vec<f64>> {
     Ok(out)
 }
 
-fn parse_strategies(s: &str) -> Result<Vec<String>> {
+/// A strategy list; `all` is every strategy that learns from the teacher, and the RL
+/// strategies too when the task has a reference policy (`with_rl`).
+fn parse_strategies(s: &str, with_rl: bool) -> Result<Vec<String>> {
     if s.trim() == "all" {
-        return Ok(STRATEGIES.iter().map(|s| s.name.to_string()).collect());
+        return Ok(STRATEGIES
+            .iter()
+            .filter(|s| with_rl || !s.needs_reference)
+            .map(|s| s.name.to_string())
+            .collect());
     }
     let mut out: Vec<String> = Vec::new();
     for name in s.split(',').map(str::trim) {
@@ -397,6 +503,22 @@ fn parse_strategies(s: &str) -> Result<Vec<String>> {
 /// task) with its flags.
 fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Params)> {
     let mut params = Params::parse(&c.params)?;
+    if let Some(k) = &c.kappa {
+        let k: f64 = k.trim().parse().map_err(|_| {
+            anyhow::anyhow!("--kappa {k}: expected one number >= 1 (a list only with compare)")
+        })?;
+        let name = task.as_deref().unwrap_or("file");
+        if !task_info(name)?.params.iter().any(|p| p.key == "kappa") {
+            bail!(
+                "--kappa is for tasks with a built-in reference policy of known coverage \
+                 (halfspace-cot); task {name} has none"
+            );
+        }
+        if params.raw("kappa").is_some() {
+            bail!("--kappa and --param kappa=... both given; give one");
+        }
+        params.insert("kappa", k);
+    }
     // The `file` task's parameters set by flags: one list, both to refuse them with another
     // task and to pass them on.
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
@@ -877,6 +999,16 @@ fn cmd_run(a: RunArgs) -> Result<()> {
         "ledger: teacher calls {} ({} tokens), verifier calls {}, student generations {} ({} tokens), training steps {}, prompts drawn {}, {:.2} s",
         l.teacher_calls, l.teacher_tokens, l.verifier_calls, l.student_generations, l.student_tokens, l.training_steps, l.prompts_drawn, l.wall_seconds
     );
+    if l.reference_samples > 0 {
+        println!(
+            "pi_ref: {} samples ({} tokens), {} demonstrations found, {} prompts unsolved | rollouts (pi_ref samples + student generations): {}",
+            l.reference_samples,
+            l.reference_tokens,
+            l.reference_demos,
+            l.reference_unsolved,
+            l.rollouts()
+        );
+    }
     if l.api_requests + l.api_cache_hits > 0 {
         println!(
             "model servers: {} requests, {} answered from the cache ({} of them teacher calls: {} new teacher calls paid), {} tokens, ${:.4}",
@@ -927,10 +1059,20 @@ fn run_compare(spec: &CompareSpec, dir: &Path, json: Option<&Path>) -> Result<Co
 }
 
 fn cmd_compare(a: CompareArgs) -> Result<()> {
+    if let Some(list) = a.common.kappa.as_deref().filter(|k| k.contains(',')) {
+        return cmd_burn_in(&a, list);
+    }
+    compare_report(a).map(|_| ())
+}
+
+fn compare_report(a: CompareArgs) -> Result<CompareReport> {
     let eps = parse_eps_list(&a.eps)?;
-    let strategies = parse_strategies(&a.strategies)?;
     let (task, task_params) = task_and_params(&a.task, &a.common)?;
     check_task(&task, &task_params)?;
+    let with_rl = ["kappa", "reference"]
+        .iter()
+        .any(|k| task_params.raw(k).is_some_and(|v| v != "none"));
+    let strategies = parse_strategies(&a.strategies, with_rl)?;
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
@@ -956,7 +1098,160 @@ fn cmd_compare(a: CompareArgs) -> Result<()> {
             .replace(':', "");
         PathBuf::from(format!("autotune-runs/compare-{}-{stamp}", spec.task))
     });
-    run_compare(&spec, &dir, a.json.as_deref())?;
+    run_compare(&spec, &dir, a.json.as_deref())
+}
+
+/// `compare --kappa K1,K2,...`: one comparison per kappa in `DIR/kappa-K`, then the burn-in
+/// table (rollouts to eps against kappa and eps, split into pi_ref samples and student
+/// generations) on stdout and in `DIR/burn-in.txt` and `.json`.
+fn cmd_burn_in(a: &CompareArgs, list: &str) -> Result<()> {
+    let kappas: Vec<f64> = list
+        .split(',')
+        .map(|k| {
+            k.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|k| k.is_finite() && *k >= 1.0)
+                .ok_or_else(|| anyhow::anyhow!("--kappa {list}: `{k}` is not a number >= 1"))
+        })
+        .collect::<Result<_>>()?;
+    let dir = a.out.clone().unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "");
+        PathBuf::from(format!(
+            "autotune-runs/burn-in-{}-{stamp}",
+            a.task.as_deref().unwrap_or("file")
+        ))
+    });
+    let mut reports = Vec::new();
+    for &k in &kappas {
+        let mut one = CompareArgs {
+            task: a.task.clone(),
+            strategies: a.strategies.clone(),
+            eps: a.eps.clone(),
+            seeds: a.seeds,
+            seed: a.seed,
+            out: Some(dir.join(format!("kappa-{k}"))),
+            json: None,
+            nested_eps: a.nested_eps,
+            common: a.common.clone(),
+        };
+        one.common.kappa = Some(k.to_string());
+        println!("\n== kappa = {k} ==");
+        reports.push((k, compare_report(one)?));
+    }
+    let text = autotune_experiment::burn_in_table(&reports);
+    println!("\n{text}");
+    std::fs::write(dir.join("burn-in.txt"), &text)
+        .with_context(|| format!("writing {}", dir.join("burn-in.txt").display()))?;
+    let rows = autotune_experiment::burn_in_rows(&reports);
+    let json = pretty_json(&rows);
+    std::fs::write(dir.join("burn-in.json"), &json)?;
+    if let Some(path) = &a.json {
+        std::fs::write(path, &json).with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    println!("burn-in table: {}", dir.join("burn-in.txt").display());
+    Ok(())
+}
+
+fn cmd_rl(a: RlArgs) -> Result<()> {
+    if let Some(path) = &a.render {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: autotune_experiment::RlReport = serde_json::from_str(&text)
+            .with_context(|| format!("{}: not the rl.json of `autotune rl`", path.display()))?;
+        if let Some(c) = &report.coverage {
+            println!("{}", autotune_experiment::coverage_text(c));
+        }
+        print!("{}", autotune_experiment::rl_table(&report));
+        return Ok(());
+    }
+    let task = a
+        .task
+        .clone()
+        .expect("clap requires --task without --render");
+    let selectors = a
+        .selectors
+        .split(',')
+        .map(|s| Ok(autotune_curriculum::Selector::parse(s.trim())?))
+        .collect::<Result<Vec<_>>>()?;
+    let task_params = Params::parse(&a.params)?;
+    check_task(&task, &task_params)?;
+    let spec = autotune_experiment::RlSpec {
+        task: task.clone(),
+        task_params,
+        selectors,
+        grpo: autotune_curriculum::GrpoConfig {
+            selector: autotune_curriculum::Selector::Uniform,
+            group: a.group,
+            prompts_per_step: a.prompts_per_step,
+            temperature: a.temperature,
+            lr: a.lr,
+            max_rounds: a.max_rounds,
+            max_steps: a.max_steps,
+            normalize_std: !a.no_std,
+        },
+        eps: a.eps,
+        seeds: a.seeds,
+        base_seed: a.seed,
+        heldout: a.heldout,
+        eval_every: a.eval_every,
+        budget: Budget {
+            max_demos: None,
+            max_verifier_calls: None,
+            max_seconds: a.max_seconds,
+        },
+        max_rollouts: a.max_rollouts,
+        coverage_samples: a.coverage_samples,
+        coverage_prompts: a.coverage_prompts,
+    };
+    let dir = a.out.clone().unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "");
+        PathBuf::from(format!("autotune-runs/rl-{task}-{stamp}"))
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let report = autotune_experiment::run_rl(&spec, &|sel, seed, step, err| {
+        if let Some(e) = err {
+            eprintln!(
+                "[{} seed {seed}] step {}: rollouts {}, held-out error {e:.4}, groups {}{}",
+                sel.name(),
+                step.step + 1,
+                step.ledger.rollouts(),
+                step.groups,
+                if step.short { " (short batch)" } else { "" }
+            );
+        }
+    })?;
+    let mut text = String::new();
+    if let Some(c) = &report.coverage {
+        text.push_str(&autotune_experiment::coverage_text(c));
+        text.push('\n');
+    }
+    text.push_str(&autotune_experiment::rl_table(&report));
+    text.push_str(&format!(
+        "total wall time {:.1} s\n",
+        report.total_wall_seconds
+    ));
+    print!("{text}");
+    std::fs::write(dir.join("rl.txt"), &text)?;
+    std::fs::write(dir.join("rl.json"), pretty_json(&report))?;
+    println!("wrote {} and rl.json", dir.join("rl.txt").display());
+    Ok(())
+}
+
+fn cmd_coverage(a: CoverageArgs) -> Result<()> {
+    let mut params = Params::parse(&a.params)?;
+    if let Some(k) = a.kappa {
+        params.insert("kappa", k);
+    }
+    check_task(&a.task, &params)?;
+    let (task, _) = autotune_tasks::build_task(&a.task, &params, a.seed)?;
+    let c = autotune_experiment::measure_coverage(task.as_ref(), a.prompts, a.samples, a.seed)?;
+    print!("{}", autotune_experiment::coverage_text(&c));
     Ok(())
 }
 
@@ -971,7 +1266,11 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     let spec = CompareSpec {
         task: "halfspace-cot".into(),
         task_params,
-        strategies: STRATEGIES.iter().map(|s| s.name.to_string()).collect(),
+        strategies: STRATEGIES
+            .iter()
+            .filter(|s| !s.needs_reference)
+            .map(|s| s.name.to_string())
+            .collect(),
         strategy_params: Params::default(),
         eps,
         seeds: a.seeds,

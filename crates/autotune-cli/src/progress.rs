@@ -116,7 +116,7 @@ impl Progress {
         match r {
             MetricRecord::Phase(p) => {
                 a.line.phase = p.report.phase;
-                a.line.demos = p.report.ledger.teacher_calls;
+                a.line.demos = p.report.ledger.demos();
                 a.line.accept = p.report.acceptance_rate;
             }
             MetricRecord::Eval(e) => a.line.error = Some(e.checkpoint.heldout_error),

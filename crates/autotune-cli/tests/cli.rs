@@ -286,6 +286,135 @@ fn compare_json_has_the_documented_fields() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// The RL commands: `--kappa` on compare (one value, and a list for the burn-in table), the
+/// coverage of pi_ref, and clear errors where a reference policy is missing.
+#[test]
+fn kappa_gives_rollout_columns_a_burn_in_table_and_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("autotune-cli-rl-{}", std::process::id()));
+    let path = dir.join("cmp.json");
+    let common = [
+        "compare",
+        "--task",
+        "halfspace-cot",
+        "--param",
+        "window=10",
+        "--strategies",
+        "rft-uniform,autotune-rl",
+        "--eps",
+        "0.1,0.05",
+        "--seeds",
+        "2",
+    ];
+    let mut args: Vec<&str> = common.to_vec();
+    let out_dir = dir.join("one");
+    args.extend(["--kappa", "8", "--json", path.to_str().unwrap(), "--out"]);
+    args.push(out_dir.to_str().unwrap());
+    let (code, out, err) = autotune(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("rollouts med") && out.contains("x rft-uniform"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for r in v["results"].as_array().unwrap() {
+        for key in ["rollouts_median", "rollouts_min", "rollouts_max"] {
+            assert!(r.get(key).is_some(), "result lacks {key}: {r}");
+        }
+        assert!(r["reference_samples_median"].as_f64().unwrap() > 0.0);
+    }
+    // A list of kappas: one comparison each and the burn-in table.
+    let mut args: Vec<&str> = common.to_vec();
+    let burn = dir.join("burn");
+    args.extend(["--kappa", "2,8", "--out", burn.to_str().unwrap()]);
+    let (code, out, err) = autotune(&args);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("burn-in") && out.contains("slope in kappa"),
+        "{out}"
+    );
+    for f in [
+        "kappa-2/comparison.json",
+        "kappa-8/comparison.json",
+        "burn-in.txt",
+        "burn-in.json",
+    ] {
+        assert!(burn.join(f).is_file(), "{f} missing");
+    }
+    // Without a reference policy the RL strategies say how to give one; `all` leaves them out.
+    let (code, _, err) = autotune(&common);
+    assert_ne!(code, 0);
+    assert!(err.contains("--kappa"), "{err}");
+    assert_one_line_error(
+        &[
+            "compare",
+            "--task",
+            "skills",
+            "--kappa",
+            "4",
+            "--strategies",
+            "rft-uniform",
+            "--eps",
+            "0.1",
+        ],
+        &["--kappa", "skills"],
+    );
+    assert_one_line_error(
+        &[
+            "compare",
+            "--task",
+            "halfspace-cot",
+            "--kappa",
+            "0.5",
+            "--strategies",
+            "rft-uniform",
+            "--eps",
+            "0.1",
+        ],
+        &["kappa"],
+    );
+    // The coverage of pi_ref: about 1/kappa.
+    let (code, out, err) = autotune(&[
+        "coverage",
+        "--task",
+        "halfspace-cot",
+        "--kappa",
+        "4",
+        "--samples",
+        "32",
+        "--prompts",
+        "200",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let rate: f64 = out
+        .split("mean pass rate ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|r| r.parse().ok())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!((rate - 0.25).abs() < 0.03, "{out}");
+    // Policy gradient needs a trainable reference.
+    assert_one_line_error(
+        &[
+            "rl",
+            "--task",
+            "halfspace-cot",
+            "--param",
+            "kappa=4",
+            "--seeds",
+            "1",
+            "--coverage-samples",
+            "0",
+        ],
+        &["reference"],
+    );
+    assert_one_line_error(
+        &["rl", "--task", "arith", "--selectors", "dapo"],
+        &["selector", "zero-variance"],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 #[test]
 fn report_draws_a_run_directory_and_names_bad_lines() {
     let base = std::env::temp_dir().join(format!("autotune-cli-report-{}", std::process::id()));

@@ -44,6 +44,19 @@ pub struct Ledger {
     /// Money spent on model servers at the configured prices, in US dollars.
     #[serde(default)]
     pub api_cost_usd: f64,
+    /// Chains of thought sampled from the reference policy `pi_ref` (RL strategies: rejection
+    /// sampling), each checked by the verifier.
+    #[serde(default)]
+    pub reference_samples: u64,
+    /// Tokens in those samples.
+    #[serde(default)]
+    pub reference_tokens: u64,
+    /// Demonstrations found by rejection sampling from `pi_ref` (a sample the verifier accepted).
+    #[serde(default)]
+    pub reference_demos: u64,
+    /// Prompts given to rejection sampling that no sample solved (their samples still counted).
+    #[serde(default)]
+    pub reference_unsolved: u64,
 }
 
 /// What a remote model has cost so far (cumulative counters), read by [`Metered`] before and
@@ -83,13 +96,17 @@ impl std::ops::AddAssign<&Ledger> for Ledger {
         self.api_cache_hits += o.api_cache_hits;
         self.api_tokens += o.api_tokens;
         self.api_cost_usd += o.api_cost_usd;
+        self.reference_samples += o.reference_samples;
+        self.reference_tokens += o.reference_tokens;
+        self.reference_demos += o.reference_demos;
+        self.reference_unsolved += o.reference_unsolved;
     }
 }
 
 impl Ledger {
     /// Every cost as (field name, value), in declaration order: for bills and tables that list
     /// them all.
-    pub fn fields(&self) -> [(&'static str, f64); 14] {
+    pub fn fields(&self) -> [(&'static str, f64); 18] {
         [
             ("teacher_calls", self.teacher_calls as f64),
             ("teacher_tokens", self.teacher_tokens as f64),
@@ -105,7 +122,23 @@ impl Ledger {
             ("api_cache_hits", self.api_cache_hits as f64),
             ("api_tokens", self.api_tokens as f64),
             ("api_cost_usd", self.api_cost_usd),
+            ("reference_samples", self.reference_samples as f64),
+            ("reference_tokens", self.reference_tokens as f64),
+            ("reference_demos", self.reference_demos as f64),
+            ("reference_unsolved", self.reference_unsolved as f64),
         ]
+    }
+
+    /// Demonstrations in the training set: bought from the teacher, or found by rejection
+    /// sampling from `pi_ref`.
+    pub fn demos(&self) -> u64 {
+        self.teacher_calls + self.reference_demos
+    }
+
+    /// Rollouts: every chain of thought sampled from `pi_ref` and every student generation
+    /// (each one checked by the verifier).
+    pub fn rollouts(&self) -> u64 {
+        self.reference_samples + self.student_generations
     }
 }
 
@@ -261,7 +294,9 @@ impl<'a> Metered<'a> {
 
     /// Greedy generations of `policy`.
     pub fn generate(&mut self, policy: &dyn Policy, prompts: &[Prompt]) -> Result<Vec<Trace>> {
-        self.policy_call(policy, prompts, |p| p.generate_batch(prompts))
+        self.policy_call(policy, prompts, Role::Student, |p| {
+            p.generate_batch(prompts)
+        })
     }
 
     /// Sampled generations of `policy`.
@@ -272,9 +307,62 @@ impl<'a> Metered<'a> {
         temperature: f64,
         seed: u64,
     ) -> Result<Vec<Trace>> {
-        self.policy_call(policy, prompts, |p| {
+        self.policy_call(policy, prompts, Role::Student, |p| {
             p.sample_batch(prompts, temperature, seed)
         })
+    }
+
+    /// Samples of the reference policy `pi_ref`, counted as reference samples and tokens.
+    pub fn sample_reference(
+        &mut self,
+        reference: &dyn Policy,
+        prompts: &[Prompt],
+        temperature: f64,
+        seed: u64,
+    ) -> Result<Vec<Trace>> {
+        self.policy_call(reference, prompts, Role::Reference, |p| {
+            p.sample_batch(prompts, temperature, seed)
+        })
+    }
+
+    /// Rejection sampling from `pi_ref`: for each prompt, draws up to `max_samples` chains of
+    /// thought, one round at a time over the prompts still unsolved, and keeps the first one the
+    /// verifier accepts. Returns one entry per prompt, in order: the demonstration, or `None`
+    /// (unsolved; its samples are still counted). Every sample and verdict is charged.
+    pub fn rejection_sample(
+        &mut self,
+        reference: &dyn Policy,
+        prompts: &[Prompt],
+        max_samples: usize,
+        temperature: f64,
+        seed: u64,
+    ) -> Result<Vec<Option<Demo>>> {
+        let mut found: Vec<Option<Demo>> = vec![None; prompts.len()];
+        let mut open: Vec<usize> = (0..prompts.len()).collect();
+        for round in 0..max_samples {
+            if open.is_empty() {
+                break;
+            }
+            let batch: Vec<Prompt> = open.iter().map(|&i| prompts[i].clone()).collect();
+            let round_seed = crate::stream_seed(seed, &format!("rejection/{round}"));
+            let traces = self.sample_reference(reference, &batch, temperature, round_seed)?;
+            let verdicts = self.verify(&batch, &traces)?;
+            let mut still = Vec::with_capacity(open.len());
+            for ((i, trace), ok) in open.iter().zip(traces).zip(verdicts) {
+                if ok {
+                    found[*i] = Some(Demo {
+                        prompt: prompts[*i].clone(),
+                        trace,
+                    });
+                } else {
+                    still.push(*i);
+                }
+            }
+            open = still;
+        }
+        self.ledger.reference_demos += (prompts.len() - open.len()) as u64;
+        self.ledger.reference_unsolved += open.len() as u64;
+        Ok(found)
     }
 
     /// A generation call: journaled (and replayed) for remote policies, whose calls are paid
@@ -283,6 +371,7 @@ impl<'a> Metered<'a> {
         &mut self,
         policy: &dyn Policy,
         prompts: &[Prompt],
+        role: Role,
         call: impl FnOnce(&dyn Policy) -> Vec<Trace>,
     ) -> Result<Vec<Trace>> {
         let before = policy.api_usage();
@@ -318,8 +407,24 @@ impl<'a> Metered<'a> {
         if let Some(d) = usage {
             self.charge(d);
         }
-        self.ledger.student_generations += traces.len() as u64;
-        self.ledger.student_tokens += traces.iter().map(|t| t.len() as u64).sum::<u64>();
+        if traces.len() != prompts.len() {
+            return Err(CoreError::Student(format!(
+                "a policy returned {} chains of thought for {} prompts",
+                traces.len(),
+                prompts.len()
+            )));
+        }
+        let tokens = traces.iter().map(|t| t.len() as u64).sum::<u64>();
+        match role {
+            Role::Student => {
+                self.ledger.student_generations += traces.len() as u64;
+                self.ledger.student_tokens += tokens;
+            }
+            Role::Reference => {
+                self.ledger.reference_samples += traces.len() as u64;
+                self.ledger.reference_tokens += tokens;
+            }
+        }
         Ok(traces)
     }
 
@@ -409,6 +514,20 @@ impl<'a> Metered<'a> {
         Ok(stats)
     }
 
+    /// One policy-gradient update of `student` on its rewarded samples (not journaled: a
+    /// policy-gradient run is not resumable).
+    pub fn reinforce(
+        &mut self,
+        student: &mut dyn Student,
+        rollouts: &[crate::Rollout],
+        lr: f64,
+    ) -> Result<FitStats> {
+        let stats = student.reinforce(rollouts, lr)?;
+        self.ledger.training_steps += stats.steps;
+        self.ledger.training_examples += stats.examples;
+        Ok(stats)
+    }
+
     /// Counts prompts drawn from D.
     pub fn count_drawn(&mut self, n: usize) {
         self.ledger.prompts_drawn += n as u64;
@@ -427,6 +546,13 @@ impl<'a> Metered<'a> {
             (self.start.elapsed().saturating_sub(self.excluded) + self.replayed).as_secs_f64();
         l
     }
+}
+
+/// Whose generations a policy call charges.
+#[derive(Clone, Copy)]
+enum Role {
+    Student,
+    Reference,
 }
 
 /// What the journal says of the next call.

@@ -25,4 +25,4 @@ pub use ledger::{ApiUsage, Ledger, Metered};
 pub use params::{ParamSpec, Params};
 pub use rng::{stream_rng, stream_seed, Rng};
 pub use traits::{FitStats, Policy, PromptSource, PromptText, Student, Task, Teacher, Verifier};
-pub use types::{Demo, Prompt, Token, Trace};
+pub use types::{Demo, Prompt, Rollout, Token, Trace};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{ApiUsage, Demo, Prompt, Result, Token, Trace};
+use crate::{ApiUsage, Demo, Prompt, Result, Rollout, Token, Trace};
 
 /// The outcome verifier `V(x, y) -> {correct, incorrect}`: checks only final answers.
 pub trait Verifier: Send + Sync {
@@ -68,6 +68,18 @@ pub trait Student: Policy {
     /// is a fresh student fitted once on its phase's demonstrations.
     fn fit(&mut self, new_demos: &[Demo]) -> Result<FitStats>;
 
+    /// One policy-gradient update from the student's own rewarded samples (GRPO-style: each
+    /// sample's log-likelihood weighted by its advantage), at learning rate `lr`. Students that
+    /// cannot learn from rewards refuse.
+    fn reinforce(&mut self, rollouts: &[Rollout], lr: f64) -> Result<FitStats> {
+        let _ = (rollouts, lr);
+        Err(crate::CoreError::Student(
+            "this student cannot learn from rewards (policy gradient); use a neural student \
+             (e.g. task arith)"
+                .into(),
+        ))
+    }
+
     /// The trained state as text (a checkpoint that [`Task::load_student`] reads back);
     /// `None` if this student cannot be saved.
     fn save(&self) -> Option<String> {
@@ -104,6 +116,19 @@ pub trait Task: Send + Sync {
     fn teacher(&self) -> &dyn Teacher;
 
     fn verifier(&self) -> &dyn Verifier;
+
+    /// The reference policy `pi_ref` that RL strategies rejection-sample from (no teacher),
+    /// with the temperature to sample it at; `None` when the task was not given one (e.g.
+    /// `halfspace-cot` without `kappa`, `arith` without a `reference` checkpoint).
+    fn reference(&self) -> Option<(&dyn Policy, f64)> {
+        None
+    }
+
+    /// A trainable copy of the reference policy (the policy-gradient trainer starts from it);
+    /// `None` when the task has no reference policy or its reference is not a student.
+    fn reference_student(&self) -> Option<Result<Box<dyn Student>>> {
+        None
+    }
 
     /// A fresh, untrained student of the task's default class.
     fn new_student(&self, seed: u64) -> Box<dyn Student>;

@@ -49,6 +49,15 @@ pub struct Demo {
     pub trace: Trace,
 }
 
+/// A sampled chain of thought of the student with its policy-gradient advantage (e.g. the
+/// verifier's reward minus its group's mean).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    pub prompt: Prompt,
+    pub trace: Trace,
+    pub advantage: f64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{plurality, Member, Model};
-use crate::strategy::{Mask, StrategyConfig};
+use crate::strategy::{Mask, Source, StrategyConfig};
 use crate::weights::*;
 use crate::CurriculumError;
 
@@ -24,8 +24,12 @@ pub struct Budget {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PhaseReport {
     pub phase: usize,
-    /// Teacher demonstrations bought in this phase.
+    /// Demonstrations added in this phase (bought from the teacher, or found by rejection
+    /// sampling from `pi_ref`).
     pub demos: usize,
+    /// RL strategies: accepted prompts on which no `pi_ref` sample was accepted.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unsolved: usize,
     /// Candidate prompts drawn and tested in this phase.
     pub drawn: u64,
     /// Accepted / drawn.
@@ -45,6 +49,10 @@ pub struct PhaseReport {
     pub fit: FitStats,
     /// Cumulative costs after this phase.
     pub ledger: Ledger,
+}
+
+fn is_zero(x: &usize) -> bool {
+    *x == 0
 }
 
 /// Why a run ended.
@@ -212,6 +220,17 @@ impl<'a> Engine<'a> {
     }
 
     fn run(&mut self, observer: &mut dyn Observer) -> Result<Outcome, CurriculumError> {
+        if let Source::Reference { .. } = self.cfg.source {
+            if self.task.reference().is_none() {
+                return Err(CoreError::Input(format!(
+                    "strategy {} samples a reference policy pi_ref, and task {} was not given \
+                     one (halfspace-cot: --kappa K; arith: --param reference=CHECKPOINT)",
+                    self.cfg.name,
+                    self.task.name()
+                ))
+                .into());
+            }
+        }
         let mut source = self.task.prompts("train", self.seed)?;
         let mut model = if self.cfg.ensemble {
             Model::Ensemble(Vec::new())
@@ -301,7 +320,8 @@ impl<'a> Engine<'a> {
                 let left = max.saturating_sub(all_demos.len() as u64) as usize;
                 accepted.truncate(left);
             }
-            let demos = self.meter.teach(accepted)?;
+            let n_accepted = accepted.len();
+            let demos = self.demonstrate(accepted, phase)?;
             let n_demos = demos.len();
             all_demos.extend(demos);
             let new = &all_demos[all_demos.len() - n_demos..];
@@ -310,6 +330,7 @@ impl<'a> Engine<'a> {
             let report = PhaseReport {
                 phase,
                 demos: n_demos,
+                unsolved: n_accepted - n_demos,
                 drawn,
                 acceptance_rate: if drawn == 0 {
                     1.0
@@ -342,6 +363,31 @@ impl<'a> Engine<'a> {
             reports,
             demos: all_demos,
         })
+    }
+
+    /// Update, first half: demonstrations for the accepted prompts, from the teacher or by
+    /// rejection sampling from `pi_ref` (unsolved prompts get none).
+    fn demonstrate(
+        &mut self,
+        accepted: Vec<Prompt>,
+        phase: usize,
+    ) -> Result<Vec<Demo>, CurriculumError> {
+        match self.cfg.source {
+            Source::Teacher => Ok(self.meter.teach(accepted)?),
+            Source::Reference { max_samples } => {
+                let (reference, temperature) = self
+                    .task
+                    .reference()
+                    .expect("checked at the start of the run");
+                let seed = stream_seed(self.seed, "reference").wrapping_add(phase as u64);
+                Ok(self
+                    .meter
+                    .rejection_sample(reference, &accepted, max_samples, temperature, seed)?
+                    .into_iter()
+                    .flatten()
+                    .collect())
+            }
+        }
     }
 
     /// The highest rank a candidate can get from `model` under this mask (0: no test).

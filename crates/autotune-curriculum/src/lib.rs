@@ -5,6 +5,7 @@
 //! each phase to an [`Observer`].
 
 mod engine;
+pub mod grpo;
 mod model;
 mod strategy;
 pub mod weights;
@@ -13,9 +14,11 @@ pub use engine::{
     run_curriculum, run_curriculum_journaled, score_prompts, Budget, Control, NoObserver, Observer,
     Outcome, PhaseReport, PromptScore, StopReason,
 };
+pub use grpo::{run_grpo, GrpoConfig, GrpoObserver, GrpoOutcome, GrpoStep, Selector};
 pub use model::{plurality, Member, Model};
 pub use strategy::{
-    build_strategy, strategy_info, strategy_names, Mask, StrategyConfig, StrategyInfo, STRATEGIES,
+    build_strategy, strategy_info, strategy_names, Mask, Source, StrategyConfig, StrategyInfo,
+    STRATEGIES,
 };
 
 use thiserror::Error;

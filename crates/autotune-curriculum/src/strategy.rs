@@ -24,6 +24,18 @@ pub enum Mask {
     Learnability { k: usize, temperature: f64 },
 }
 
+/// Where the demonstrations of accepted prompts come from.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Source {
+    /// The teacher: one paid call per accepted prompt (SFT).
+    Teacher,
+    /// Rejection sampling from the task's reference policy `pi_ref` (RL with a verifier, no
+    /// teacher): up to `max_samples` samples per accepted prompt, the first one the verifier
+    /// accepts is the demonstration.
+    Reference { max_samples: usize },
+}
+
 /// A fully resolved curriculum.
 #[derive(Clone, Debug, Serialize)]
 pub struct StrategyConfig {
@@ -50,6 +62,8 @@ pub struct StrategyConfig {
     /// continues training on the phase's demonstrations, replaying what the copy was trained on;
     /// for students whose training from scratch is expensive (the neural student).
     pub warm_start_members: bool,
+    /// Teacher demonstrations, or rejection sampling from `pi_ref`.
+    pub source: Source,
     /// The resolved parameters, as given (for the run's configuration file).
     pub params: Params,
 }
@@ -71,6 +85,9 @@ impl StrategyConfig {
 /// A curriculum's name, summary and parameters, for `autotune strategies`.
 pub struct StrategyInfo {
     pub name: &'static str,
+    /// Learns without a teacher, by rejection sampling from the task's reference policy
+    /// (`pi_ref`); runs only on tasks given one.
+    pub needs_reference: bool,
     pub summary: &'static str,
     pub params: &'static [ParamSpec],
 }
@@ -116,6 +133,11 @@ const GROWTH_SMALL: ParamSpec = ParamSpec {
     help:
         "each phase adds at least (growth - 1) x the demonstrations so far (checkpoint resolution)",
 };
+const MAX_SAMPLES: ParamSpec = ParamSpec {
+    key: "max_samples",
+    default: "256",
+    help: "rejection sampling: at most this many pi_ref samples per prompt (none accepted: the prompt is unsolved, its samples still counted)",
+};
 const K: ParamSpec = ParamSpec {
     key: "k",
     default: "8",
@@ -131,6 +153,7 @@ const TEMP: ParamSpec = ParamSpec {
 pub const STRATEGIES: &[StrategyInfo] = &[
     StrategyInfo {
         name: "uniform",
+        needs_reference: false,
         summary: "non-adaptive SFT (Joshi et al. 2025): demonstrations on i.i.d. prompts, one model, geometric checkpoints",
         params: &[
             INIT,
@@ -140,6 +163,7 @@ pub const STRATEGIES: &[StrategyInfo] = &[
     },
     StrategyInfo {
         name: "autotune-bbm",
+        needs_reference: false,
         summary: "AutoTune, faithful: boost-by-majority weights over verifier ranks, rejection sampling, plurality vote, certificate stop",
         params: &[
             ParamSpec { key: "gamma", default: "0.25", help: "assumed edge of each member on its filtered distribution" },
@@ -152,6 +176,7 @@ pub const STRATEGIES: &[StrategyInfo] = &[
     },
     StrategyInfo {
         name: "autotune-filterboost",
+        needs_reference: false,
         summary: "AutoTune, adaptive: FilterBoost (or MadaBoost) weights of the vote margin, member edges measured on fresh filtered prompts",
         params: &[
             ParamSpec { key: "variant", default: "filterboost", help: "filterboost | madaboost" },
@@ -165,18 +190,48 @@ pub const STRATEGIES: &[StrategyInfo] = &[
     },
     StrategyInfo {
         name: "autotune-cex",
+        needs_reference: false,
         summary: "AutoTune, one model: teacher queried only on the current model's failures (counterexamples)",
         params: &[BATCH, MAX_PHASES, DELTA],
     },
     StrategyInfo {
         name: "zero-variance",
+        needs_reference: false,
         summary: "DAPO dynamic sampling as an SFT filter: demonstrate prompts whose k-sample pass rate is strictly in (0,1)",
         params: &[K, TEMP, INIT, BATCH, GROWTH_SMALL, MAX_PHASES, DELTA],
     },
     StrategyInfo {
         name: "learnability",
+        needs_reference: false,
         summary: "learnability filter: accept with probability 4 p(1-p), p the k-sample pass rate",
         params: &[K, TEMP, INIT, BATCH, GROWTH_SMALL, MAX_PHASES, DELTA],
+    },
+    StrategyInfo {
+        name: "rft-uniform",
+        needs_reference: true,
+        summary: "RL baseline, no teacher (STaR / RFT / ReST expert iteration): rejection-sample pi_ref on i.i.d. prompts, fine-tune on the accepted samples, one model, geometric checkpoints",
+        params: &[
+            INIT,
+            ParamSpec { key: "growth", default: "1.15", help: "total demonstrations grow by this factor per checkpoint" },
+            MAX_SAMPLES,
+            MAX_PHASES,
+        ],
+    },
+    StrategyInfo {
+        name: "autotune-rl",
+        needs_reference: true,
+        summary: "AutoTune.RL, no teacher: filter by rank with the current model, rejection-sample pi_ref only on accepted prompts (filter=cex: one model; filterboost: ensemble)",
+        params: &[
+            ParamSpec { key: "filter", default: "cex", help: "cex (one model, its failures) | filterboost (ensemble, FilterBoost weights)" },
+            MAX_SAMPLES,
+            BATCH,
+            PER_PHASE,
+            ParamSpec { key: "edge_prompts", default: "auto", help: "filterboost: filtered prompts per phase to measure the member's edge (auto: m/2)" },
+            MAX_PHASES,
+            CUMULATIVE,
+            WARM_START,
+            DELTA,
+        ],
     },
 ];
 
@@ -239,6 +294,7 @@ pub fn build_strategy(
         edge_prompts: 0,
         cumulative_members: false,
         warm_start_members: false,
+        source: Source::Teacher,
         params: p.clone(),
     };
     if p.raw("init_demos").is_some() {
@@ -282,8 +338,28 @@ pub fn build_strategy(
         let t = p.get_checked("temperature", "a number > 0", |t: f64| t > 0.0)?;
         Ok((k, t))
     };
+    if p.raw("max_samples").is_some() {
+        cfg.source = Source::Reference {
+            max_samples: p.get_checked("max_samples", "a positive integer", pos)?,
+        };
+    }
+    let filterboost = |cfg: &mut StrategyConfig, madaboost: bool| -> Result<(), CurriculumError> {
+        cfg.mask = Mask::FilterBoost { madaboost };
+        ensemble_m(cfg)?;
+        cfg.edge_prompts = auto_or(
+            &p,
+            "edge_prompts",
+            (cfg.phase_demos / 2).max(8),
+            "a positive integer or auto",
+            pos,
+        )?;
+        if p.raw("max_phases") == Some("auto") {
+            cfg.max_phases = 4 * bbm_phases(eps, 0.25);
+        }
+        Ok(())
+    };
     match name {
-        "uniform" => {
+        "uniform" | "rft-uniform" => {
             cfg.growth = p.get_checked("growth", "a number > 1", |g: f64| g > 1.0)?;
         }
         "autotune-bbm" => {
@@ -312,19 +388,23 @@ pub fn build_strategy(
                     .into())
                 }
             };
-            cfg.mask = Mask::FilterBoost { madaboost };
-            ensemble_m(&mut cfg)?;
-            cfg.edge_prompts = auto_or(
-                &p,
-                "edge_prompts",
-                (cfg.phase_demos / 2).max(8),
-                "a positive integer or auto",
-                pos,
-            )?;
-            if p.raw("max_phases") == Some("auto") {
-                cfg.max_phases = 4 * bbm_phases(eps, 0.25);
-            }
+            filterboost(&mut cfg, madaboost)?;
         }
+        "autotune-rl" => match p.raw("filter") {
+            Some("cex") => {
+                cfg.mask = Mask::Counterexample;
+                cfg.init_demos = cfg.phase_demos;
+            }
+            Some("filterboost") => filterboost(&mut cfg, false)?,
+            other => {
+                return Err(autotune_core::CoreError::BadParam {
+                    key: "filter".into(),
+                    value: other.unwrap_or_default().into(),
+                    expected: "cex or filterboost".into(),
+                }
+                .into())
+            }
+        },
         "autotune-cex" => {
             cfg.mask = Mask::Counterexample;
             cfg.init_demos = cfg.phase_demos;

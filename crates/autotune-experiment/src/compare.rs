@@ -1,6 +1,6 @@
 //! Comparisons: every (strategy, eps, seed) run, aggregated over seeds, with scaling fits.
 
-use autotune_core::{Journal, ParamSpec, Params};
+use autotune_core::{Journal, Ledger, ParamSpec, Params};
 use autotune_curriculum::{strategy_info, Budget, StopReason};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -105,6 +105,18 @@ pub struct Aggregate {
     /// Largest demos-to-eps; null if some seed did not reach eps.
     pub demos_max: Option<u64>,
     pub demos_per_seed: Vec<Option<u64>>,
+    /// Median rollouts to eps (every `pi_ref` sample and every student generation, each
+    /// verifier-checked), unreached seeds counted as infinite: null if half or more of the
+    /// seeds did not reach eps.
+    pub rollouts_median: Option<f64>,
+    /// Smallest rollouts-to-eps over seeds that reached eps.
+    pub rollouts_min: Option<u64>,
+    /// Largest rollouts-to-eps; null if some seed did not reach eps.
+    pub rollouts_max: Option<u64>,
+    pub rollouts_per_seed: Vec<Option<u64>>,
+    /// Samples drawn from `pi_ref` (rejection sampling), median over seeds.
+    pub reference_samples_median: f64,
+    pub reference_tokens_median: f64,
     pub teacher_tokens_median: f64,
     pub verifier_calls_median: f64,
     pub student_generations_median: f64,
@@ -131,6 +143,9 @@ pub struct StrategyFit {
     pub loglog_slope: Option<f64>,
     /// Median demos at successive eps values, larger eps first: (eps_from, eps_to, ratio).
     pub growth: Vec<(f64, f64, f64)>,
+    /// The same for median rollouts (strategies that sample `pi_ref`; empty otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollouts_growth: Vec<(f64, f64, f64)>,
 }
 
 /// Everything a comparison measured.
@@ -191,6 +206,10 @@ pub fn aggregate(runs: &[RunResult], strategies: &[String], eps: &[f64]) -> Vec<
                 continue;
             }
             let per_seed: Vec<Option<u64>> = cell.iter().map(|r| r.summary.demos_to_eps).collect();
+            let rollouts: Vec<Option<u64>> = cell
+                .iter()
+                .map(|r| r.summary.cost_to_eps.as_ref().map(Ledger::rollouts))
+                .collect();
             let med = |f: &dyn Fn(&RunResult) -> f64| median(cell.iter().map(|r| f(r)).collect());
             out.push(Aggregate {
                 strategy: s.clone(),
@@ -205,6 +224,16 @@ pub fn aggregate(runs: &[RunResult], strategies: &[String], eps: &[f64]) -> Vec<
                     None
                 },
                 demos_per_seed: per_seed,
+                rollouts_median: median_opt(&rollouts),
+                rollouts_min: rollouts.iter().flatten().min().copied(),
+                rollouts_max: if rollouts.iter().all(Option::is_some) {
+                    rollouts.iter().flatten().max().copied()
+                } else {
+                    None
+                },
+                rollouts_per_seed: rollouts,
+                reference_samples_median: med(&|r| r.cost().reference_samples as f64),
+                reference_tokens_median: med(&|r| r.cost().reference_tokens as f64),
                 teacher_tokens_median: med(&|r| r.cost().teacher_tokens as f64),
                 verifier_calls_median: med(&|r| r.cost().verifier_calls as f64),
                 student_generations_median: med(&|r| r.cost().student_generations as f64),
@@ -212,7 +241,7 @@ pub fn aggregate(runs: &[RunResult], strategies: &[String], eps: &[f64]) -> Vec<
                 training_steps_median: med(&|r| r.cost().training_steps as f64),
                 prompts_drawn_median: med(&|r| r.cost().prompts_drawn as f64),
                 wall_seconds_median: med(&|r| r.cost().wall_seconds),
-                demos_at_stop_median: med(&|r| r.summary.final_ledger.teacher_calls as f64),
+                demos_at_stop_median: med(&|r| r.summary.final_ledger.demos() as f64),
                 final_error_median: med(&|r| r.summary.final_error),
                 heldout_prompts: cell[0].heldout_prompts,
                 stops: cell.iter().map(|r| r.summary.stop.clone()).collect(),
@@ -232,6 +261,12 @@ fn fits(results: &[Aggregate], strategies: &[String]) -> Vec<StrategyFit> {
                 .filter_map(|a| a.demos_median.map(|d| (a.eps, d)))
                 .collect();
             pts.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let mut rollout_pts: Vec<(f64, f64)> = results
+                .iter()
+                .filter(|a| &a.strategy == s && a.reference_samples_median > 0.0)
+                .filter_map(|a| a.rollouts_median.map(|d| (a.eps, d)))
+                .collect();
+            rollout_pts.sort_by(|a, b| b.0.total_cmp(&a.0));
             let log_pts: Vec<(f64, f64)> = pts.iter().map(|&(e, d)| ((1.0 / e).ln(), d)).collect();
             let inv_pts: Vec<(f64, f64)> = pts.iter().map(|&(e, d)| (1.0 / e, d)).collect();
             let ll: Vec<(f64, f64)> = pts
@@ -244,6 +279,10 @@ fn fits(results: &[Aggregate], strategies: &[String]) -> Vec<StrategyFit> {
                 vs_inv_eps: fit_linear(&inv_pts),
                 loglog_slope: fit_linear(&ll).map(|f| f.slope),
                 growth: pts
+                    .windows(2)
+                    .map(|w| (w[0].0, w[1].0, w[1].1 / w[0].1))
+                    .collect(),
+                rollouts_growth: rollout_pts
                     .windows(2)
                     .map(|w| (w[0].0, w[1].0, w[1].1 / w[0].1))
                     .collect(),

@@ -10,6 +10,7 @@ mod eval;
 mod fit;
 mod journal;
 mod metrics;
+mod rl;
 mod run;
 mod rundir;
 mod table;
@@ -25,6 +26,10 @@ pub use journal::{
     JOURNAL_FILE, LOCK_FILE, MAX_RECORD_BYTES,
 };
 pub use metrics::{EndRecord, EvalRecord, MetricRecord, PhaseRecord, RunKey};
+pub use rl::{
+    aggregate_rl, coverage_text, measure_coverage, rl_table, run_rl, run_rl_one, Coverage,
+    RlAggregate, RlCheckpoint, RlReport, RlRun, RlSpec,
+};
 pub use run::{
     journal_stream, run_one, run_one_full, Checkpoint, RunArtifacts, RunResult, RunSpec, RunSummary,
 };
@@ -34,7 +39,8 @@ pub use rundir::{
     RESULT_JSON, TABLE_TXT,
 };
 pub use table::{
-    comparison_table, render_markdown, render_table, Table, RATIO_COLUMN, REACHED_COLUMN,
+    burn_in_rows, burn_in_table, comparison_table, render_markdown, render_table, BurnInRow, Table,
+    RATIO_COLUMN, REACHED_COLUMN,
 };
 
 use thiserror::Error;

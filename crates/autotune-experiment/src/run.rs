@@ -138,7 +138,7 @@ impl<F: FnMut(&MetricRecord)> Observer for HeldOutObserver<'_, F> {
         let cp = Checkpoint {
             phase: report.phase,
             members: report.members,
-            demos: report.ledger.teacher_calls,
+            demos: report.ledger.demos(),
             acceptance_rate: report.acceptance_rate,
             heldout_error: ev.error,
             heldout_evaluated: ev.evaluated,

@@ -2,7 +2,25 @@
 
 use crate::CompareReport;
 
-fn num(x: f64) -> String {
+/// `N.Nx fewer` (`base / x`) or `N.Nx more` (`x / base`), with `decimals` digits; empty when
+/// either is missing or not positive.
+pub(crate) fn ratio_text(base: Option<f64>, x: Option<f64>, decimals: usize) -> String {
+    match (base, x) {
+        (Some(u), Some(d)) if u > 0.0 && d > 0.0 && u >= d => {
+            format!("{:.decimals$}x fewer", u / d)
+        }
+        (Some(u), Some(d)) if u > 0.0 && d > 0.0 => format!("{:.decimals$}x more", d / u),
+        _ => String::new(),
+    }
+}
+
+/// `[min, max]`, `-` for a missing end.
+pub(crate) fn range_text(min: Option<u64>, max: Option<u64>) -> String {
+    let end = |x: Option<u64>| x.map_or("-".into(), |x| num(x as f64));
+    format!("[{}, {}]", end(min), end(max))
+}
+
+pub(crate) fn num(x: f64) -> String {
     if !x.is_finite() {
         return "-".into();
     }
@@ -50,39 +68,54 @@ pub fn comparison_table(r: &CompareReport) -> Table {
         "wall s",
         "final err",
     ];
+    let rl = r.results.iter().any(|a| a.reference_samples_median > 0.0);
+    let mut header: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+    if rl {
+        header.extend(
+            [
+                "rollouts med",
+                "[min, max]",
+                "x rft-uniform",
+                "pi_ref samples",
+            ]
+            .map(String::from),
+        );
+    }
     let mut rows: Vec<Vec<String>> = Vec::new();
     for a in &r.results {
-        let uni = r
-            .results
-            .iter()
-            .find(|u| u.strategy == "uniform" && u.eps == a.eps)
-            .and_then(|u| u.demos_median);
-        let ratio = match (uni, a.demos_median) {
-            (Some(u), Some(d)) if a.strategy != "uniform" && d > 0.0 && u >= d => {
-                format!("{:.1}x fewer", u / d)
-            }
-            (Some(u), Some(d)) if a.strategy != "uniform" && u > 0.0 => {
-                format!("{:.1}x more", d / u)
-            }
-            _ => String::new(),
+        // The baseline's median at this eps (none on the baseline's own row).
+        let base = |name: &str, f: &dyn Fn(&crate::Aggregate) -> Option<f64>| {
+            r.results
+                .iter()
+                .find(|u| u.strategy == name && u.eps == a.eps && a.strategy != name)
+                .and_then(f)
         };
-        rows.push(vec![
+        let mut row = vec![
             a.strategy.clone(),
             format!("{}", a.eps),
             format!("{}/{}", a.reached, a.seeds),
             a.demos_median.map_or("-".into(), num),
-            format!(
-                "[{}, {}]",
-                a.demos_min.map_or("-".into(), |x| num(x as f64)),
-                a.demos_max.map_or("-".into(), |x| num(x as f64))
-            ),
-            ratio,
+            range_text(a.demos_min, a.demos_max),
+            ratio_text(base("uniform", &|u| u.demos_median), a.demos_median, 1),
             num(a.verifier_calls_median),
             num(a.student_generations_median),
             num(a.training_steps_median),
             format!("{:.2}", a.wall_seconds_median),
             format!("{:.4}", a.final_error_median),
-        ]);
+        ];
+        if rl {
+            row.extend([
+                a.rollouts_median.map_or("-".into(), num),
+                range_text(a.rollouts_min, a.rollouts_max),
+                ratio_text(
+                    base("rft-uniform", &|u| u.rollouts_median),
+                    a.rollouts_median,
+                    1,
+                ),
+                num(a.reference_samples_median),
+            ]);
+        }
+        rows.push(row);
     }
     let mut fits = Vec::new();
     if r.eps.len() >= 2 {
@@ -106,6 +139,17 @@ pub fn comparison_table(r: &CompareReport) -> Table {
                 fit(&f.vs_inv_eps),
                 growth
             ));
+            if !f.rollouts_growth.is_empty() {
+                fits.push(format!(
+                    "{:<22} rollouts: {}",
+                    "",
+                    f.rollouts_growth
+                        .iter()
+                        .map(|(a, b, g)| format!("{a}->{b}: x{g:.2}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
         }
     }
     if let Some(first) = r.slices_at_budget.first() {
@@ -159,10 +203,23 @@ pub fn comparison_table(r: &CompareReport) -> Table {
     }
     Table {
         title: format!(
-            "task {} (d = {}), {} seeds from {}; demos = teacher demonstrations to reach held-out error <= eps",
-            r.task, r.dimension, r.seeds, r.base_seed
+            "task {} (d = {}), {} seeds from {}; demos = {} to reach held-out error <= eps{}",
+            r.task,
+            r.dimension,
+            r.seeds,
+            r.base_seed,
+            if rl {
+                "demonstrations (teacher calls, or pi_ref samples the verifier accepted)"
+            } else {
+                "teacher demonstrations"
+            },
+            if rl {
+                "; rollouts = pi_ref samples + student generations, each verifier-checked"
+            } else {
+                ""
+            }
         ),
-        header: header.iter().map(|s| s.to_string()).collect(),
+        header,
         all_reached: r.results.iter().map(|a| a.reached == a.seeds).collect(),
         rows,
         fits,
@@ -269,4 +326,167 @@ pub fn render_table(r: &CompareReport) -> String {
 /// Renders the comparison as Markdown.
 pub fn render_markdown(r: &CompareReport) -> String {
     comparison_table(r).markdown()
+}
+
+/// One row of the burn-in table: a strategy at one (kappa, eps), medians over seeds.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct BurnInRow {
+    pub kappa: f64,
+    pub strategy: String,
+    pub eps: f64,
+    pub seeds: usize,
+    pub reached: usize,
+    /// Rollouts to eps (pi_ref samples + student generations); null if the median seed did
+    /// not reach eps.
+    pub rollouts_median: Option<f64>,
+    pub reference_samples_median: f64,
+    pub student_generations_median: f64,
+    pub demos_median: Option<f64>,
+}
+
+/// The rows of the burn-in table, from one comparison per kappa.
+pub fn burn_in_rows(reports: &[(f64, CompareReport)]) -> Vec<BurnInRow> {
+    reports
+        .iter()
+        .flat_map(|(k, r)| {
+            r.results.iter().map(move |a| BurnInRow {
+                kappa: *k,
+                strategy: a.strategy.clone(),
+                eps: a.eps,
+                seeds: a.seeds,
+                reached: a.reached,
+                rollouts_median: a.rollouts_median,
+                reference_samples_median: a.reference_samples_median,
+                student_generations_median: a.student_generations_median,
+                demos_median: a.demos_median,
+            })
+        })
+        .collect()
+}
+
+/// The burn-in table: rollouts to reach each eps for each kappa, split into pi_ref samples
+/// (the kappa part) and student generations (the filter's tests), with the growth in eps and
+/// the slope in kappa of each part.
+pub fn burn_in_table(reports: &[(f64, CompareReport)]) -> String {
+    let rows = burn_in_rows(reports);
+    let seeds = rows.first().map_or(0, |r| r.seeds);
+    let mut out = format!(
+        "burn-in: rollouts to reach held-out error <= eps (medians over {seeds} seeds); \
+         rollouts = pi_ref samples + student generations\n"
+    );
+    out.push_str(&format!(
+        "{:>6}  {:<14} {:>6} {:>7} {:>10} {:>10} {:>10} {:>9} {:>13} {:>11}\n",
+        "kappa",
+        "strategy",
+        "eps",
+        "reached",
+        "rollouts",
+        "pi_ref",
+        "student",
+        "demos",
+        "rollouts*eps",
+        "pi_ref/demo"
+    ));
+    out.push_str(&format!(
+        "{:>6}  {:<14} {:>6} {:>7} {:>10} {:>10} {:>10} {:>9} {:>13} {:>11}\n",
+        "", "", "", "", "", "", "", "", "/kappa", ""
+    ));
+    for r in &rows {
+        let norm = r
+            .rollouts_median
+            .map_or("-".into(), |x| format!("{:.2}", x * r.eps / r.kappa));
+        let per_demo = r.demos_median.filter(|d| *d > 0.0).map_or("-".into(), |d| {
+            format!("{:.1}", r.reference_samples_median / d)
+        });
+        out.push_str(&format!(
+            "{:>6}  {:<14} {:>6} {:>7} {:>10} {:>10} {:>10} {:>9} {:>13} {:>11}\n",
+            r.kappa,
+            r.strategy,
+            r.eps,
+            format!("{}/{}", r.reached, r.seeds),
+            r.rollouts_median.map_or("-".into(), num),
+            num(r.reference_samples_median),
+            num(r.student_generations_median),
+            r.demos_median.map_or("-".into(), num),
+            norm,
+            per_demo
+        ));
+    }
+    let mut strategies: Vec<&str> = Vec::new();
+    let mut eps: Vec<f64> = Vec::new();
+    for r in &rows {
+        if !strategies.contains(&r.strategy.as_str()) {
+            strategies.push(&r.strategy);
+        }
+        if !eps.contains(&r.eps) {
+            eps.push(r.eps);
+        }
+    }
+    eps.sort_by(|a, b| b.total_cmp(a));
+    let find = |s: &str, k: f64, e: f64| {
+        rows.iter()
+            .find(|r| r.strategy == s && r.kappa == k && r.eps == e)
+    };
+    if eps.len() >= 2 {
+        let (e0, e1) = (eps[0], eps[eps.len() - 1]);
+        out.push_str(&format!(
+            "\ngrowth from eps {e0} to {e1} (x): total rollouts | pi_ref samples | student generations\n"
+        ));
+        for s in &strategies {
+            for (k, _) in reports {
+                let (Some(a), Some(b)) = (find(s, *k, e0), find(s, *k, e1)) else {
+                    continue;
+                };
+                let ratio = |x: f64, y: f64| {
+                    if x > 0.0 && y.is_finite() {
+                        format!("{:.2}", y / x)
+                    } else {
+                        "-".into()
+                    }
+                };
+                out.push_str(&format!(
+                    "  {:<14} kappa {:>4}: {:>6} | {:>6} | {:>6}\n",
+                    s,
+                    k,
+                    match (a.rollouts_median, b.rollouts_median) {
+                        (Some(x), Some(y)) => ratio(x, y),
+                        _ => "-".into(),
+                    },
+                    ratio(a.reference_samples_median, b.reference_samples_median),
+                    ratio(a.student_generations_median, b.student_generations_median),
+                ));
+            }
+        }
+    }
+    if reports.len() >= 2 {
+        out.push_str(
+            "\nslope in kappa (log-log, over the kappas): total rollouts | pi_ref samples\n",
+        );
+        for s in &strategies {
+            for &e in &eps {
+                let pts = |f: &dyn Fn(&BurnInRow) -> Option<f64>| -> Vec<(f64, f64)> {
+                    reports
+                        .iter()
+                        .filter_map(|(k, _)| {
+                            find(s, *k, e)
+                                .and_then(f)
+                                .filter(|x| *x > 0.0)
+                                .map(|x| (k.ln(), x.ln()))
+                        })
+                        .collect()
+                };
+                let slope = |p: Vec<(f64, f64)>| {
+                    crate::fit_linear(&p).map_or("-".into(), |f| format!("{:.2}", f.slope))
+                };
+                out.push_str(&format!(
+                    "  {:<14} eps {:>6}: {:>5} | {:>5}\n",
+                    s,
+                    e,
+                    slope(pts(&|r| r.rollouts_median)),
+                    slope(pts(&|r| Some(r.reference_samples_median))),
+                ));
+            }
+        }
+    }
+    out
 }

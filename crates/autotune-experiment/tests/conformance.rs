@@ -8,7 +8,8 @@ use autotune_experiment::{run_one, RunResult, RunSpec};
 fn spec(strategy: &str, eps: f64, seed: u64) -> RunSpec {
     RunSpec {
         task: "halfspace-cot".into(),
-        task_params: Params::parse(&["window=12", "steps=10"]).unwrap(),
+        // kappa gives the RL strategies a reference policy; the others never sample it.
+        task_params: Params::parse(&["window=12", "steps=10", "kappa=8"]).unwrap(),
         strategy: strategy.into(),
         strategy_params: Params::default(),
         eps,
@@ -40,11 +41,11 @@ fn every_strategy_keeps_an_exact_ledger() {
                     && w[1].ledger.verifier_calls >= w[0].ledger.verifier_calls
             );
         }
-        // Every teacher call is a demonstration that was trained on: the last checkpoint saw
-        // all of them (nothing paid for is dropped).
+        // Every teacher call and every accepted pi_ref sample is a demonstration that was
+        // trained on: the last checkpoint saw all of them (nothing paid for is dropped).
         assert_eq!(
             r.checkpoints.last().unwrap().demos,
-            l.teacher_calls,
+            l.teacher_calls + l.reference_demos,
             "{}",
             s.name
         );
@@ -54,14 +55,38 @@ fn every_strategy_keeps_an_exact_ledger() {
             "{}: 10 CoT steps per demo",
             s.name
         );
-        assert!(l.verifier_calls <= l.student_generations, "{}", s.name);
-        assert!(l.teacher_calls <= 5_000, "{}: budget", s.name);
+        assert_eq!(l.reference_tokens, l.reference_samples * 10, "{}", s.name);
+        // Every student generation and every pi_ref sample is checked, nothing else is.
+        assert!(
+            l.verifier_calls <= l.student_generations + l.reference_samples,
+            "{}",
+            s.name
+        );
+        assert!(l.demos() <= 5_000, "{}: budget", s.name);
         if let Some(d) = r.summary.demos_to_eps {
-            assert!(r.summary.reached && d <= l.teacher_calls);
+            assert!(r.summary.reached && d <= l.demos());
         }
+        let rl = s.name == "rft-uniform" || s.name == "autotune-rl";
+        assert_eq!(
+            rl,
+            l.teacher_calls == 0,
+            "{}: RL never calls the teacher",
+            s.name
+        );
+        assert_eq!(
+            rl,
+            l.reference_samples > 0,
+            "{}: only RL samples pi_ref",
+            s.name
+        );
         match s.name {
             // Non-adaptive SFT never consults the verifier.
             "uniform" => assert_eq!(l.verifier_calls, 0),
+            // Rejection-sampling fine-tuning checks every pi_ref sample, and nothing else.
+            "rft-uniform" => {
+                assert_eq!(l.student_generations, 0);
+                assert_eq!(l.verifier_calls, l.reference_samples);
+            }
             // Adaptive strategies test before they buy.
             _ => assert!(l.verifier_calls > 0 || r.summary.phases <= 1, "{}", s.name),
         }
@@ -97,9 +122,52 @@ fn autotune_needs_fewer_demonstrations_than_uniform() {
     assert!(c * 2 < u, "cex {c} vs uniform {u}");
 }
 
+/// AutoTune.RL spends pi_ref samples only on the current model's failures: fewer rollouts
+/// than rejection-sampling fine-tuning on i.i.d. prompts, whose cost is about kappa samples per
+/// demonstration. (On this small testbed the student's test rollouts, about d/eps, are a large
+/// part of autotune-rl's bill, so the gap needs a reference policy of poor coverage.)
+#[test]
+fn autotune_rl_needs_fewer_rollouts_than_rft_uniform() {
+    let with_kappa = |s: &str| {
+        let mut sp = spec(s, 0.01, 4);
+        sp.task_params.insert("kappa", 64);
+        run_one(&sp, |_| {}).unwrap()
+    };
+    let u = with_kappa("rft-uniform");
+    let a = with_kappa("autotune-rl");
+    assert!(u.summary.reached && a.summary.reached);
+    let (lu, la) = (u.cost(), a.cost());
+    // Each demonstration costs a geometric number of samples with mean kappa = 64.
+    let per_demo = lu.reference_samples as f64 / lu.reference_demos as f64;
+    assert!(
+        (48.0..80.0).contains(&per_demo),
+        "{per_demo} samples per demonstration"
+    );
+    assert!(
+        la.rollouts() < lu.rollouts(),
+        "autotune-rl {} vs rft-uniform {}",
+        la.rollouts(),
+        lu.rollouts()
+    );
+    // The pi_ref samples of autotune-rl go to prompts the model failed on; after phase 0 every
+    // tested candidate it accepted had rank 0.
+    assert!(la.reference_samples < lu.reference_samples / 4);
+}
+
+#[test]
+fn an_rl_strategy_without_a_reference_policy_is_a_clear_error() {
+    let mut sp = spec("rft-uniform", 0.05, 1);
+    sp.task_params = Params::parse(&["window=12", "steps=10"]).unwrap();
+    let Err(e) = run_one(&sp, |_| {}) else {
+        panic!("a run without pi_ref must fail")
+    };
+    let e = e.to_string();
+    assert!(e.contains("--kappa"), "{e}");
+}
+
 #[test]
 fn runs_are_deterministic_under_a_seed() {
-    for s in ["autotune-filterboost", "learnability"] {
+    for s in ["autotune-filterboost", "learnability", "autotune-rl"] {
         let a = run(s, 0.05, 7);
         let b = run(s, 0.05, 7);
         assert_eq!(a.summary.demos_to_eps, b.summary.demos_to_eps);

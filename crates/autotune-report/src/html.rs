@@ -141,7 +141,7 @@ pub fn render_html(data: &RunData) -> String {
     }
     comparison_section(&mut h, data);
     // Error curves.
-    h += "<h2 id=\"error-vs-demos\">Held-out error against teacher demonstrations</h2>\n";
+    h += "<h2 id=\"error-vs-demos\">Held-out error against demonstrations (teacher calls, or pi_ref samples the verifier accepted)</h2>\n";
     if FigureKind::ErrorVs(XAxis::TeacherDemos).available(&figs) {
         h += "<p class=\"how\">One line per strategy: the median held-out error over seeds after each phase, at the cumulative number of teacher demonstrations bought (runs at the smallest eps; a finished run keeps its last model); the band spans the seeds. Dots: the median demonstrations needed to reach each target eps. Dashed: the scaling law fitted to the line, <code>err ≈ c·d/n</code> (the non-adaptive <code>d/eps</code> shape) or <code>n ≈ c·d·ln(1/err) + b</code> (the autocurriculum's <code>d log(1/eps)</code> shape), whichever fits better. Errors of zero are drawn at half a held-out prompt.</p>\n";
         h += &figure(FigureKind::ErrorVs(XAxis::TeacherDemos), &figs);

@@ -16,7 +16,7 @@ use crate::RunData;
 /// What the x axis of an error curve counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XAxis {
-    /// Cumulative teacher demonstrations (SFT).
+    /// Cumulative demonstrations (teacher calls, or pi_ref samples accepted by the verifier).
     TeacherDemos,
     /// Cumulative sampled chains of thought, verifier-checked (RL).
     Rollouts,
@@ -25,14 +25,16 @@ pub enum XAxis {
 impl XAxis {
     fn of(self, l: &Ledger) -> f64 {
         match self {
-            XAxis::TeacherDemos => l.teacher_calls as f64,
-            XAxis::Rollouts => l.student_generations as f64,
+            XAxis::TeacherDemos => l.demos() as f64,
+            XAxis::Rollouts => l.rollouts() as f64,
         }
     }
 
     fn label(self) -> &'static str {
         match self {
-            XAxis::TeacherDemos => "teacher demonstrations (cumulative)",
+            XAxis::TeacherDemos => {
+                "demonstrations: teacher, or accepted pi_ref samples (cumulative)"
+            }
             XAxis::Rollouts => "rollouts: sampled and verified CoTs (cumulative)",
         }
     }
@@ -197,10 +199,10 @@ impl Figures {
             .unwrap_or(1000)
             .max(1);
         let floor = 0.5 / heldout as f64;
-        let rl = data
-            .summaries()
-            .iter()
-            .any(|s| s.final_ledger.teacher_calls == 0 && s.final_ledger.student_generations > 0);
+        let rl = data.summaries().iter().any(|s| {
+            s.final_ledger.reference_samples > 0
+                || (s.final_ledger.teacher_calls == 0 && s.final_ledger.student_generations > 0)
+        });
         let demos = curves(data, &strategies, XAxis::TeacherDemos, floor);
         let rollouts = if rl {
             curves(data, &strategies, XAxis::Rollouts, floor)
@@ -277,6 +279,15 @@ fn curves(data: &RunData, strategies: &[String], axis: XAxis, floor: f64) -> Vec
         else {
             continue;
         };
+        // Against rollouts, only strategies that learn without a teacher: an SFT strategy's
+        // generations are its tests, and its demonstrations were bought elsewhere.
+        if axis == XAxis::Rollouts
+            && summaries
+                .iter()
+                .any(|r| &r.strategy == s && r.final_ledger.teacher_calls > 0)
+        {
+            continue;
+        }
         let mut per_seed: BTreeMap<u64, Vec<(usize, f64, f64)>> = BTreeMap::new();
         for e in data
             .evals

@@ -26,6 +26,8 @@ pub const SERVICE_STRATEGIES: &[&str] = &[
     "learnability",
     "autotune-filterboost",
     "autotune-bbm",
+    "rft-uniform",
+    "autotune-rl",
 ];
 
 /// The mask as sent by clients: `{"strategy": NAME, ...params}`.
@@ -77,8 +79,10 @@ impl MaskSpec {
             Ok(())
         };
         match self.strategy.as_str() {
-            "uniform" => only(&[]).map(|_| Mask::Uniform),
-            "autotune-cex" => only(&[]).map(|_| Mask::Counterexample),
+            // The RL strategies' masks: the trainer rejection-samples (or runs policy gradient)
+            // on the prompts the pool hands out.
+            "uniform" | "rft-uniform" => only(&[]).map(|_| Mask::Uniform),
+            "autotune-cex" | "autotune-rl" => only(&[]).map(|_| Mask::Counterexample),
             "zero-variance" => only(&[]).map(|_| Mask::ZeroVariance),
             "learnability" => only(&[]).map(|_| Mask::Learnability),
             "autotune-filterboost" => {

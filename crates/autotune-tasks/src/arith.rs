@@ -349,6 +349,8 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec { key: "val_prompts", default: "256", help: "validation prompts (a split of their own, never the training or test prompts)" },
     ParamSpec { key: "target_accuracy", default: "1.0", help: "early stop: end a fit once validation accuracy reaches this (after min_steps)" },
     ParamSpec { key: "patience", default: "0", help: "early stop: end a fit after this many evaluations without improvement (0: off; after min_steps)" },
+    ParamSpec { key: "reference", default: "none", help: "reference policy pi_ref for RL (rft-uniform, autotune-rl, `autotune rl`): a student checkpoint (`autotune run --save-model FILE`) with this task's model; its weights only are used (the policy-gradient trainer starts from them with a fresh optimiser)" },
+    ParamSpec { key: "ref_temperature", default: "1.0", help: "temperature pi_ref is sampled at" },
 ];
 
 /// The longest trace (and prompt) of the distribution, for the model's context.
@@ -390,6 +392,15 @@ pub struct ArithTask {
     dist: Distribution,
     d: usize,
     student: crate::neural::NeuralStudentConfig,
+    reference: Option<Reference>,
+}
+
+/// The reference policy: a saved student's weights, and the checkpoint text (a trainable copy
+/// for the policy-gradient trainer is made from it).
+struct Reference {
+    policy: crate::neural::NeuralStudent,
+    state: String,
+    temperature: f64,
 }
 
 struct ArithTeacher;
@@ -507,6 +518,7 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
         dropout: 0.0,
     };
     let mut task = ArithTask {
+        reference: None,
         dist,
         d,
         student: crate::neural::NeuralStudentConfig {
@@ -532,6 +544,38 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
             validation: crate::neural::Validation::default(),
         },
     };
+    match p.raw("reference") {
+        None | Some("none") => {}
+        Some(path) => {
+            let temperature: f64 = p.get_checked("ref_temperature", "a number > 0", |t: f64| {
+                t.is_finite() && t > 0.0
+            })?;
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                CoreError::Input(format!("reference checkpoint {path}: cannot read it ({e})"))
+            })?;
+            // A checkpoint of `autotune run --save-model` (the task and the student), or a
+            // student's state as `Student::save` writes it.
+            let state = if text.contains(crate::checkpoint::CHECKPOINT_FORMAT) {
+                let c = crate::checkpoint::Checkpoint::parse(&text, path)?;
+                if c.task != "arith" {
+                    return Err(CoreError::Input(format!(
+                        "reference checkpoint {path}: a student of task {}, not arith",
+                        c.task
+                    )));
+                }
+                c.student
+            } else {
+                text
+            };
+            let policy = crate::neural::NeuralStudent::from_weights(&task.student, &state)
+                .map_err(|e| CoreError::Input(format!("reference checkpoint {path}: {e}")))?;
+            task.reference = Some(Reference {
+                policy,
+                state,
+                temperature,
+            });
+        }
+    }
     if eval_every > 0 {
         // Validation prompts: the task's own split, never the training or test prompts.
         task.student.validation = crate::neural::Validation {
@@ -575,6 +619,19 @@ impl Task for ArithTask {
             crate::neural::NeuralStudent::new(cfg)
                 .expect("the arith model configuration was validated"),
         )
+    }
+
+    fn reference(&self) -> Option<(&dyn autotune_core::Policy, f64)> {
+        self.reference
+            .as_ref()
+            .map(|r| (&r.policy as &dyn autotune_core::Policy, r.temperature))
+    }
+
+    fn reference_student(&self) -> Option<Result<Box<dyn Student>>> {
+        self.reference.as_ref().map(|r| {
+            crate::neural::NeuralStudent::from_weights(&self.student, &r.state)
+                .map(|s| Box::new(s) as Box<dyn Student>)
+        })
     }
 
     /// A neural student saved by [`Student::save`], which must have this task's model and

@@ -41,6 +41,16 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec { key: "flip", default: "0.03", help: "rare-hard: bit-flip probability around a prototype" },
     ParamSpec { key: "density", default: "0.1", help: "sparse: probability of a 1 bit" },
     ParamSpec { key: "logit_scale", default: "8.0", help: "student sampling: logit = logit_scale * geometric margin / temperature" },
+    ParamSpec {
+        key: "kappa",
+        default: "none",
+        help: "reference policy pi_ref for RL strategies (also `--kappa K`): on prompt x it samples the correct CoT with probability 1/kappa_x, else a plausible wrong one (one step flipped, the rest of the rule followed); none: no pi_ref",
+    },
+    ParamSpec {
+        key: "kappa_spread",
+        default: "1",
+        help: "heterogeneous coverage: kappa_x is log-uniform in [kappa/S, kappa*S] (clamped at 1), fixed per prompt by a hash of its bits; 1: kappa_x = kappa everywhere",
+    },
 ];
 
 #[derive(Clone, Debug)]
@@ -142,6 +152,77 @@ pub struct HalfspaceTask {
     target: Arc<Target>,
     dist: Arc<Dist>,
     logit_scale: f64,
+    reference: Option<Reference>,
+}
+
+/// The reference policy `pi_ref` with known coverage: on prompt `x` it samples the target's CoT
+/// with probability `1/kappa_x`, and otherwise a plausible wrong one: the rule followed except
+/// at one step, where the bit is flipped and the rule goes on from the wrong window (a slip
+/// that propagates). A wrong CoT whose answer happens to come out right gets its last answer
+/// bit flipped, so the coverage is exactly `1/kappa_x`. The temperature is ignored: the
+/// coverage is what the task is configured with.
+struct Reference {
+    target: Arc<Target>,
+    kappa: f64,
+    /// `ln S`: `ln kappa_x` is uniform in `[ln kappa - ln S, ln kappa + ln S]`.
+    log_spread: f64,
+    salt: u64,
+}
+
+impl Reference {
+    /// `kappa_x`, fixed per prompt by a hash of its bits.
+    fn kappa_of(&self, prompt: &Prompt) -> f64 {
+        if self.log_spread == 0.0 {
+            return self.kappa.max(1.0);
+        }
+        let mut h = self.salt ^ 0x9E37_79B9_7F4A_7C15;
+        for &t in &prompt.tokens {
+            h = (h ^ u64::from(t)).wrapping_mul(0x100_0000_01B3);
+            h ^= h >> 29;
+        }
+        let u = (autotune_core::stream_seed(h, "kappa") >> 11) as f64 / (1u64 << 53) as f64;
+        (self.kappa.ln() + self.log_spread * (2.0 * u - 1.0))
+            .exp()
+            .max(1.0)
+    }
+
+    fn sample(&self, prompt: &Prompt, rng: &mut Rng) -> Trace {
+        let shape = self.target.shape;
+        let Ok(v) = shape.start(prompt) else {
+            return Trace::new(Vec::new(), shape.answer_bits);
+        };
+        if rng.gen::<f64>() < 1.0 / self.kappa_of(prompt) {
+            return Trace::new(shape.roll(v, |v| self.target.bit(v)), shape.answer_bits);
+        }
+        let slip = rng.gen_range(0..shape.steps);
+        let mut step = 0;
+        let mut steps = shape.roll(v, |v| {
+            let b = self.target.bit(v) ^ (step == slip);
+            step += 1;
+            b
+        });
+        let right = shape.roll(v, |v| self.target.bit(v));
+        if steps[shape.steps - shape.answer_bits..] == right[shape.steps - shape.answer_bits..] {
+            let last = steps.len() - 1;
+            steps[last] ^= 1;
+        }
+        Trace::new(steps, shape.answer_bits)
+    }
+}
+
+impl Policy for Reference {
+    /// The most likely CoT is the wrong one for `kappa_x > 2`, which has no single mode; a
+    /// greedy call is a sample from a fixed stream.
+    fn generate_batch(&self, prompts: &[Prompt]) -> Vec<Trace> {
+        self.sample_batch(prompts, 1.0, 0)
+    }
+
+    fn sample_batch(&self, prompts: &[Prompt], _temperature: f64, seed: u64) -> Vec<Trace> {
+        map_batch(prompts, |i, p| {
+            let mut rng = Rng::seed_from_u64(seed.wrapping_add(i as u64));
+            self.sample(p, &mut rng)
+        })
+    }
 }
 
 /// Builds the task for `seed` from resolved parameters.
@@ -185,7 +266,24 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
         })
         .collect();
     let theta = w.iter().sum::<f64>() / 2.0;
-    let target = Target { shape, w, theta };
+    let target = Arc::new(Target { shape, w, theta });
+    let reference = match p.raw("kappa") {
+        None | Some("none") => None,
+        Some(_) => {
+            let kappa: f64 = p.get_checked("kappa", "a number >= 1 or none", |k: f64| {
+                k.is_finite() && k >= 1.0
+            })?;
+            let spread: f64 = p.get_checked("kappa_spread", "a number >= 1", |s: f64| {
+                s.is_finite() && s >= 1.0
+            })?;
+            Some(Reference {
+                target: Arc::clone(&target),
+                kappa,
+                log_spread: spread.ln(),
+                salt: stream_rng(seed, "halfspace/kappa").gen(),
+            })
+        }
+    };
 
     let dist = match p.raw("dist").unwrap_or_default() {
         "uniform" => Dist::Uniform,
@@ -214,9 +312,10 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
         }
     };
     Ok(Box::new(HalfspaceTask {
-        target: Arc::new(target),
+        target,
         dist: Arc::new(dist),
         logit_scale,
+        reference,
     }))
 }
 
@@ -275,6 +374,10 @@ impl Task for HalfspaceTask {
 
     fn verifier(&self) -> &dyn Verifier {
         self
+    }
+
+    fn reference(&self) -> Option<(&dyn Policy, f64)> {
+        self.reference.as_ref().map(|r| (r as &dyn Policy, 1.0))
     }
 
     fn new_student(&self, seed: u64) -> Box<dyn Student> {
@@ -603,6 +706,131 @@ mod tests {
                 "{dist}: every shown CoT reproduced"
             );
         }
+    }
+
+    /// The empirical coverage of pi_ref matches 1/kappa, per prompt and on average; wrong
+    /// samples are verifier-rejected and differ from the right CoT in a plausible way.
+    #[test]
+    fn the_reference_policy_has_the_coverage_it_is_configured_with() {
+        assert!(task(&[]).reference().is_none());
+        let t = task(&["kappa=8", "window=16"]);
+        let (pi, _) = t.reference().expect("a reference policy");
+        let prompts = t.prompts("train", 3).unwrap().draw(40).unwrap();
+        let right = t.teacher().demonstrate_batch(&prompts).unwrap();
+        let mut hits = 0usize;
+        let rounds = 400;
+        for r in 0..rounds {
+            let traces = pi.sample_batch(&prompts, 1.0, 1000 * r);
+            let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
+            for ((v, tr), ok) in t
+                .verifier()
+                .verify_batch(&prompts, &answers)
+                .into_iter()
+                .zip(&traces)
+                .zip(&right)
+            {
+                assert_eq!(v, tr == ok, "accepted iff the CoT is the right one");
+                assert_eq!(tr.steps.len(), ok.steps.len());
+                hits += usize::from(v);
+            }
+        }
+        let rate = hits as f64 / (rounds as usize * prompts.len()) as f64;
+        // 16,000 draws at p = 1/8: sd 0.0026.
+        assert!((rate - 0.125).abs() < 0.012, "coverage {rate}");
+        // Heterogeneous: per-prompt kappa spreads over [kappa/S, kappa*S], the same for the
+        // same prompt.
+        let t = task(&["kappa=16", "kappa_spread=4", "window=16"]);
+        let (pi, _) = t.reference().unwrap();
+        let a = pi.sample_batch(&prompts, 1.0, 7);
+        assert_eq!(
+            a,
+            pi.sample_batch(&prompts, 1.0, 7),
+            "deterministic under the seed"
+        );
+        let shape = Shape {
+            window: 16,
+            prompt_bits: 16,
+            steps: 16,
+            answer_bits: 8,
+        };
+        let r = Reference {
+            target: Arc::new(Target {
+                shape,
+                w: vec![1.0; 16],
+                theta: 8.0,
+            }),
+            kappa: 16.0,
+            log_spread: 4f64.ln(),
+            salt: 3,
+        };
+        let mut rng = Rng::seed_from_u64(1);
+        let ks: Vec<f64> = (0..2000)
+            .map(|i| {
+                r.kappa_of(&Prompt {
+                    id: i,
+                    tokens: sample_prompt(&Dist::Uniform, 16, &mut rng),
+                })
+            })
+            .collect();
+        assert!(ks.iter().all(|k| (4.0 - 1e-9..=64.0 + 1e-9).contains(k)));
+        let below = ks.iter().filter(|k| **k < 8.0).count() as f64 / 2000.0;
+        // ln kappa_x is uniform over [ln 4, ln 64]: a quarter of it lies below ln 8.
+        assert!((below - 0.25).abs() < 0.04, "{below}");
+        let p = Prompt {
+            id: 1,
+            tokens: vec![1; 16],
+        };
+        let q = Prompt {
+            id: 99,
+            ..p.clone()
+        };
+        assert_eq!(
+            r.kappa_of(&p),
+            r.kappa_of(&q),
+            "a prompt's kappa is its bits'"
+        );
+        for bad in ["kappa=0.5", "kappa=x", "kappa_spread=0.9"] {
+            let p = Params::parse(&["kappa=4", bad])
+                .unwrap()
+                .resolve("halfspace-cot", PARAMS)
+                .unwrap();
+            assert!(build(&p, 0).is_err(), "{bad}");
+        }
+    }
+
+    /// Rejection sampling through the ledger: every sample charged once and verified, the
+    /// first accepted one kept, unsolved prompts counted, nothing asked of the teacher.
+    #[test]
+    fn rejection_sampling_charges_every_sample_and_keeps_the_first_accepted() {
+        let t = task(&["kappa=4", "window=16"]);
+        let (pi, temp) = t.reference().unwrap();
+        let prompts = t.prompts("train", 9).unwrap().draw(200).unwrap();
+        let right = t.teacher().demonstrate_batch(&prompts).unwrap();
+        let mut meter = autotune_core::Metered::new(t.as_ref());
+        let found = meter.rejection_sample(pi, &prompts, 3, temp, 11).unwrap();
+        let l = meter.snapshot();
+        assert_eq!(found.len(), prompts.len());
+        let solved = found.iter().flatten().count() as u64;
+        assert_eq!(l.reference_demos, solved);
+        assert_eq!(l.reference_unsolved, prompts.len() as u64 - solved);
+        // P(unsolved in 3 samples) = (3/4)^3 = 0.42.
+        let unsolved = l.reference_unsolved as f64 / 200.0;
+        assert!((0.3..0.55).contains(&unsolved), "{unsolved}");
+        assert_eq!(l.verifier_calls, l.reference_samples);
+        assert_eq!(l.reference_tokens, l.reference_samples * 16);
+        assert!(l.reference_samples <= 600 && l.reference_samples >= 200);
+        assert_eq!((l.teacher_calls, l.student_generations), (0, 0));
+        for ((f, p), r) in found.iter().zip(&prompts).zip(&right) {
+            if let Some(d) = f {
+                assert_eq!((&d.prompt, &d.trace), (p, r), "an accepted sample is right");
+            }
+        }
+        // Deterministic under the seed.
+        let mut again = autotune_core::Metered::new(t.as_ref());
+        assert_eq!(
+            again.rejection_sample(pi, &prompts, 3, temp, 11).unwrap(),
+            found
+        );
     }
 
     #[test]

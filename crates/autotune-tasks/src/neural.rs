@@ -339,37 +339,8 @@ impl NeuralStudent {
     /// configuration give an error that says which.
     pub fn load(expected: &NeuralStudentConfig, text: &str) -> Result<Self> {
         let bad = |m: String| CoreError::Input(format!("neural-student checkpoint: {m}"));
-        let header: Header = serde_json::from_str(text)
-            .map_err(|e| bad(format!("not a saved neural student ({e})")))?;
-        if header.format != STUDENT_STATE_FORMAT {
-            return Err(bad(format!(
-                "format `{}`, expected `{STUDENT_STATE_FORMAT}`",
-                header.format
-            )));
-        }
-        if header.format_version != STUDENT_STATE_VERSION {
-            return Err(bad(format!(
-                "format version {} is not supported (this build reads version {STUDENT_STATE_VERSION})",
-                header.format_version
-            )));
-        }
-        let mut state: StudentState = serde_json::from_str(text)
-            .map_err(|e| bad(format!("not a saved neural student ({e})")))?;
-        let recorded = std::mem::take(&mut state.sha256);
-        if digest(&state) != recorded {
-            return Err(bad(
-                "the checksum does not match the content: the checkpoint was changed or damaged"
-                    .into(),
-            ));
-        }
+        let state = Self::checked_state(expected, text)?;
         let model = &state.trainer.model;
-        if *model != expected.model {
-            return Err(bad(format!(
-                "its model ({}) does not match the task's parameters ({})",
-                model_summary(model),
-                model_summary(&expected.model)
-            )));
-        }
         let mut trainer_cfg = expected.trainer.clone();
         trainer_cfg.seed = state.trainer.trainer.seed;
         if state.trainer.trainer != trainer_cfg {
@@ -403,6 +374,64 @@ impl NeuralStudent {
             inference,
             last_losses: Vec::new(),
         })
+    }
+
+    /// A student with the weights of the checkpoint `text` and everything else from
+    /// `expected` (the task's training configuration, a fresh optimiser, an empty replay
+    /// buffer): a reference policy, or the start of reinforcement learning from an SFT
+    /// checkpoint. The model configuration must match.
+    pub fn from_weights(expected: &NeuralStudentConfig, text: &str) -> Result<Self> {
+        let bad = |m: String| CoreError::Input(format!("neural-student checkpoint: {m}"));
+        let state = Self::checked_state(expected, text)?;
+        let saved = Trainer::from_state(&state.trainer).map_err(|e| bad(e.to_string()))?;
+        let trainer = Trainer::from_model(&saved.inference_model(), expected.trainer.clone())
+            .map_err(|e| bad(e.to_string()))?;
+        let inference = Mutex::new(trainer.inference_model());
+        Ok(Self {
+            cfg: expected.clone(),
+            trainer,
+            replay: Vec::new(),
+            inference,
+            last_losses: Vec::new(),
+        })
+    }
+
+    /// The saved state in `text` after the checks every load makes: format, version,
+    /// checksum, and the model configuration of `expected`.
+    fn checked_state(expected: &NeuralStudentConfig, text: &str) -> Result<StudentState> {
+        let bad = |m: String| CoreError::Input(format!("neural-student checkpoint: {m}"));
+        let header: Header = serde_json::from_str(text)
+            .map_err(|e| bad(format!("not a saved neural student ({e})")))?;
+        if header.format != STUDENT_STATE_FORMAT {
+            return Err(bad(format!(
+                "format `{}`, expected `{STUDENT_STATE_FORMAT}`",
+                header.format
+            )));
+        }
+        if header.format_version != STUDENT_STATE_VERSION {
+            return Err(bad(format!(
+                "format version {} is not supported (this build reads version {STUDENT_STATE_VERSION})",
+                header.format_version
+            )));
+        }
+        let mut state: StudentState = serde_json::from_str(text)
+            .map_err(|e| bad(format!("not a saved neural student ({e})")))?;
+        let recorded = std::mem::take(&mut state.sha256);
+        if digest(&state) != recorded {
+            return Err(bad(
+                "the checksum does not match the content: the checkpoint was changed or damaged"
+                    .into(),
+            ));
+        }
+        let model = &state.trainer.model;
+        if *model != expected.model {
+            return Err(bad(format!(
+                "its model ({}) does not match the task's parameters ({})",
+                model_summary(model),
+                model_summary(&expected.model)
+            )));
+        }
+        Ok(state)
     }
 
     /// Where two saved students (texts of [`NeuralStudent::state_text`]) differ other than in
@@ -551,6 +580,58 @@ impl Student for NeuralStudent {
             examples: (done * batch) as u64,
             consistent: true,
             validation_generations: validated,
+        })
+    }
+
+    /// One policy-gradient step on the rollouts (prompt, sampled CoT, advantage): the
+    /// trainer's [`Trainer::policy_gradient_step_at`]. The rollouts do not enter the replay
+    /// buffer.
+    fn reinforce(&mut self, rollouts: &[autotune_core::Rollout], lr: f64) -> Result<FitStats> {
+        if rollouts.is_empty() {
+            return Ok(FitStats {
+                steps: 0,
+                examples: 0,
+                consistent: true,
+                validation_generations: 0,
+            });
+        }
+        // A sample without tokens has nothing to weigh.
+        let kept: Vec<&autotune_core::Rollout> = rollouts
+            .iter()
+            .filter(|r| !r.trace.steps.is_empty())
+            .collect();
+        if kept.is_empty() {
+            return Ok(FitStats {
+                steps: 0,
+                examples: 0,
+                consistent: true,
+                validation_generations: 0,
+            });
+        }
+        // A generation that ran to `max_new_tokens` and got the end token appended can be one
+        // token longer than the model's context: its last token is not learned from.
+        let max_len = self.cfg.model.max_len;
+        let batch: Vec<Example> = kept
+            .iter()
+            .map(|r| {
+                let mut e = Example::new(&r.prompt.tokens, &r.trace.steps);
+                e.tokens.truncate(max_len);
+                e.loss_mask.truncate(max_len);
+                e
+            })
+            .collect();
+        let advantages: Vec<f32> = kept.iter().map(|r| r.advantage as f32).collect();
+        let loss = self
+            .trainer
+            .policy_gradient_step_at(&batch, &advantages, lr)
+            .map_err(|e| CoreError::Student(e.to_string()))?;
+        self.last_losses = vec![loss];
+        *self.inference.lock().unwrap_or_else(|e| e.into_inner()) = self.trainer.inference_model();
+        Ok(FitStats {
+            steps: 1,
+            examples: kept.len() as u64,
+            consistent: true,
+            validation_generations: 0,
         })
     }
 
