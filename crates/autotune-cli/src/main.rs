@@ -1073,6 +1073,15 @@ fn compare_report(a: CompareArgs) -> Result<CompareReport> {
         .iter()
         .any(|k| task_params.raw(k).is_some_and(|v| v != "none"));
     let strategies = parse_strategies(&a.strategies, with_rl)?;
+    if let Some(s) = strategies
+        .iter()
+        .find(|s| !with_rl && strategy_info(s).is_ok_and(|i| i.needs_reference))
+    {
+        bail!(
+            "strategy {s} samples a reference policy pi_ref, and task {task} was not given one \
+             (halfspace-cot: --kappa K; arith: --param reference=CHECKPOINT)"
+        );
+    }
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
@@ -1246,6 +1255,9 @@ fn cmd_rl(a: RlArgs) -> Result<()> {
 fn cmd_coverage(a: CoverageArgs) -> Result<()> {
     let mut params = Params::parse(&a.params)?;
     if let Some(k) = a.kappa {
+        if params.raw("kappa").is_some() {
+            bail!("--kappa and --param kappa=... both given; give one");
+        }
         params.insert("kappa", k);
     }
     check_task(&a.task, &params)?;

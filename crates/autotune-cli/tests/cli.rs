@@ -341,10 +341,36 @@ fn kappa_gives_rollout_columns_a_burn_in_table_and_clear_errors() {
     ] {
         assert!(burn.join(f).is_file(), "{f} missing");
     }
-    // Without a reference policy the RL strategies say how to give one; `all` leaves them out.
-    let (code, _, err) = autotune(&common);
+    // Without a reference policy the RL strategies say how to give one (before any run
+    // directory is made); `all` leaves them out.
+    let none = dir.join("none");
+    let mut args: Vec<&str> = common.to_vec();
+    args.extend(["--out", none.to_str().unwrap()]);
+    let (code, _, err) = autotune(&args);
     assert_ne!(code, 0);
     assert!(err.contains("--kappa"), "{err}");
+    assert!(!none.exists(), "no run directory for a refused comparison");
+    let all = dir.join("all");
+    let (code, out, err) = autotune(&[
+        "compare",
+        "--task",
+        "halfspace-cot",
+        "--param",
+        "window=8",
+        "--strategies",
+        "all",
+        "--eps",
+        "0.2",
+        "--seeds",
+        "1",
+        "--out",
+        all.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("autotune-cex") && !out.contains("rft-uniform"),
+        "{out}"
+    );
     assert_one_line_error(
         &[
             "compare",

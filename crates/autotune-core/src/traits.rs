@@ -57,6 +57,18 @@ pub struct FitStats {
     pub validation_generations: u64,
 }
 
+impl FitStats {
+    /// A call that trained nothing (no data).
+    pub fn nothing() -> Self {
+        Self {
+            steps: 0,
+            examples: 0,
+            consistent: true,
+            validation_generations: 0,
+        }
+    }
+}
+
 fn is_zero(x: &u64) -> bool {
     *x == 0
 }

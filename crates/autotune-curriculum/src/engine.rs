@@ -332,10 +332,11 @@ impl<'a> Engine<'a> {
                 demos: n_demos,
                 unsolved: n_accepted - n_demos,
                 drawn,
+                // The filter's acceptance (prompts no pi_ref sample solved were accepted too).
                 acceptance_rate: if drawn == 0 {
                     1.0
                 } else {
-                    (n_demos + edge_set.len()) as f64 / drawn as f64
+                    (n_accepted + edge_set.len()) as f64 / drawn as f64
                 },
                 rank_histogram: hist,
                 max_rank: if drawn == 0 { 0 } else { max_rank },

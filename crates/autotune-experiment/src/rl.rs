@@ -101,14 +101,15 @@ pub struct Coverage {
     pub prompts: usize,
     pub samples_per_prompt: usize,
     pub temperature: f64,
-    /// Mean pass rate over prompts, and 1 over it (the average kappa).
+    /// Mean pass rate over prompts, and 1 over it (the average kappa; null when no sample
+    /// was right).
     pub mean_pass_rate: f64,
-    pub kappa: f64,
+    pub kappa: Option<f64>,
     /// Fraction of prompts no sample solved.
     pub uncovered: f64,
     /// Greedy accuracy of pi_ref.
     pub greedy_accuracy: f64,
-    /// Prompts per pass-rate bin: 0, (0, 1/4], (1/4, 1/2], (1/2, 3/4], (3/4, 1).
+    /// Prompts per pass-rate bin: 0, (0, 1/4], (1/4, 1/2], (1/2, 3/4], (3/4, 1].
     pub histogram: Vec<usize>,
     /// Per slice of the distribution: (slice, prompts, mean pass rate, uncovered fraction).
     pub slices: Vec<(String, usize, f64, f64)>,
@@ -124,7 +125,8 @@ pub struct RlReport {
     pub total_wall_seconds: f64,
 }
 
-/// Measures the coverage of the task's pi_ref on `n` fresh prompts (a split of their own),
+/// Measures the coverage of the task's pi_ref on `n` fresh prompts (the test distribution, from
+/// a stream of its own),
 /// `k` samples each. Not charged to any run.
 pub fn measure_coverage(
     task: &dyn Task,
@@ -203,11 +205,7 @@ pub fn measure_coverage(
         samples_per_prompt: k,
         temperature,
         mean_pass_rate: mean,
-        kappa: if mean > 0.0 {
-            1.0 / mean
-        } else {
-            f64::INFINITY
-        },
+        kappa: (mean > 0.0).then(|| 1.0 / mean),
         uncovered: histogram[0] as f64 / n.max(1) as f64,
         greedy_accuracy: greedy.iter().filter(|x| **x).count() as f64 / n.max(1) as f64,
         histogram,
@@ -438,7 +436,7 @@ pub fn coverage_text(c: &Coverage) -> String {
         c.samples_per_prompt,
         c.temperature,
         c.mean_pass_rate,
-        c.kappa,
+        c.kappa.unwrap_or(f64::INFINITY),
         100.0 * c.uncovered,
         c.greedy_accuracy
     );

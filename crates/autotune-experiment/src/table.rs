@@ -107,11 +107,17 @@ pub fn comparison_table(r: &CompareReport) -> Table {
             row.extend([
                 a.rollouts_median.map_or("-".into(), num),
                 range_text(a.rollouts_min, a.rollouts_max),
-                ratio_text(
-                    base("rft-uniform", &|u| u.rollouts_median),
-                    a.rollouts_median,
-                    1,
-                ),
+                // Only against strategies without a teacher: an SFT strategy's rollouts leave out
+                // the demonstrations it bought.
+                if a.reference_samples_median > 0.0 {
+                    ratio_text(
+                        base("rft-uniform", &|u| u.rollouts_median),
+                        a.rollouts_median,
+                        1,
+                    )
+                } else {
+                    String::new()
+                },
                 num(a.reference_samples_median),
             ]);
         }

@@ -488,12 +488,7 @@ impl Policy for NeuralStudent {
 impl Student for NeuralStudent {
     fn fit(&mut self, new_demos: &[Demo]) -> Result<FitStats> {
         if new_demos.is_empty() {
-            return Ok(FitStats {
-                steps: 0,
-                examples: 0,
-                consistent: true,
-                validation_generations: 0,
-            });
+            return Ok(FitStats::nothing());
         }
         for d in new_demos {
             self.replay
@@ -588,12 +583,7 @@ impl Student for NeuralStudent {
     /// buffer.
     fn reinforce(&mut self, rollouts: &[autotune_core::Rollout], lr: f64) -> Result<FitStats> {
         if rollouts.is_empty() {
-            return Ok(FitStats {
-                steps: 0,
-                examples: 0,
-                consistent: true,
-                validation_generations: 0,
-            });
+            return Ok(FitStats::nothing());
         }
         // A sample without tokens has nothing to weigh.
         let kept: Vec<&autotune_core::Rollout> = rollouts
@@ -601,12 +591,7 @@ impl Student for NeuralStudent {
             .filter(|r| !r.trace.steps.is_empty())
             .collect();
         if kept.is_empty() {
-            return Ok(FitStats {
-                steps: 0,
-                examples: 0,
-                consistent: true,
-                validation_generations: 0,
-            });
+            return Ok(FitStats::nothing());
         }
         // A generation that ran to `max_new_tokens` and got the end token appended can be one
         // token longer than the model's context: its last token is not learned from.
