@@ -507,17 +507,7 @@ fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Params)
         let k: f64 = k.trim().parse().map_err(|_| {
             anyhow::anyhow!("--kappa {k}: expected one number >= 1 (a list only with compare)")
         })?;
-        let name = task.as_deref().unwrap_or("file");
-        if !task_info(name)?.params.iter().any(|p| p.key == "kappa") {
-            bail!(
-                "--kappa is for tasks with a built-in reference policy of known coverage \
-                 (halfspace-cot); task {name} has none"
-            );
-        }
-        if params.raw("kappa").is_some() {
-            bail!("--kappa and --param kappa=... both given; give one");
-        }
-        params.insert("kappa", k);
+        insert_kappa(&mut params, task.as_deref().unwrap_or("file"), k)?;
     }
     // The `file` task's parameters set by flags: one list, both to refuse them with another
     // task and to pass them on.
@@ -590,12 +580,57 @@ fn budget(c: &Common) -> Budget {
 }
 
 /// Fills the default demo budget, 20 d / eps, once the task's dimension is known.
-fn default_max_demos(b: &mut Budget, task: &str, params: &Params, eps: f64) -> Result<()> {
+/// The task as the runs will build it (seed 0), for what the command checks up front.
+fn instance(task: &str, params: &Params) -> Result<Box<dyn autotune_core::Task>> {
+    Ok(autotune_tasks::build_task(task, params, 0)?.0)
+}
+
+fn default_max_demos(b: &mut Budget, task: &dyn autotune_core::Task, eps: f64) {
     if b.max_demos.is_none() {
-        let (t, _) = autotune_tasks::build_task(task, params, 0)?;
-        b.max_demos = Some((20.0 * t.dimension() as f64 / eps).ceil() as u64);
+        b.max_demos = Some((20.0 * task.dimension() as f64 / eps).ceil() as u64);
+    }
+}
+
+/// Refuses, before any run directory is made, a strategy that samples a reference policy on
+/// a task that has none.
+fn check_reference<'a>(
+    task: &dyn autotune_core::Task,
+    strategies: impl IntoIterator<Item = &'a String>,
+) -> Result<()> {
+    if task.reference().is_some() {
+        return Ok(());
+    }
+    for s in strategies {
+        if strategy_info(s)?.needs_reference {
+            return Err(autotune_curriculum::no_reference(s, task.name()).into());
+        }
     }
     Ok(())
+}
+
+/// `--kappa K` as the task parameter `kappa` of a task that has one.
+fn insert_kappa(params: &mut Params, task: &str, kappa: f64) -> Result<()> {
+    if !task_info(task)?.params.iter().any(|p| p.key == "kappa") {
+        bail!(
+            "--kappa is for tasks with a built-in reference policy of known coverage \
+             (halfspace-cot); task {task} has none"
+        );
+    }
+    if params.raw("kappa").is_some() {
+        bail!("--kappa and --param kappa=... both given; give one");
+    }
+    params.insert("kappa", kappa);
+    Ok(())
+}
+
+/// `DIR`, or `autotune-runs/KIND-TASK-TIME`.
+fn run_dir(out: Option<PathBuf>, kind: &str, task: &str) -> PathBuf {
+    out.unwrap_or_else(|| {
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace(':', "");
+        PathBuf::from(format!("autotune-runs/{kind}-{task}-{stamp}"))
+    })
 }
 
 /// Where this run directory came from.
@@ -852,8 +887,10 @@ fn cmd_run(a: RunArgs) -> Result<()> {
             a.sft_style
         )
     })?;
+    let t = instance(&task, &task_params)?;
+    check_reference(t.as_ref(), [&a.strategy])?;
     let mut b = budget(&a.common);
-    default_max_demos(&mut b, &task, &task_params, eps)?;
+    default_max_demos(&mut b, t.as_ref(), eps);
     let spec = RunSpec {
         task: task.clone(),
         task_params,
@@ -1069,25 +1106,15 @@ fn compare_report(a: CompareArgs) -> Result<CompareReport> {
     let eps = parse_eps_list(&a.eps)?;
     let (task, task_params) = task_and_params(&a.task, &a.common)?;
     check_task(&task, &task_params)?;
-    let with_rl = ["kappa", "reference"]
-        .iter()
-        .any(|k| task_params.raw(k).is_some_and(|v| v != "none"));
-    let strategies = parse_strategies(&a.strategies, with_rl)?;
-    if let Some(s) = strategies
-        .iter()
-        .find(|s| !with_rl && strategy_info(s).is_ok_and(|i| i.needs_reference))
-    {
-        bail!(
-            "strategy {s} samples a reference policy pi_ref, and task {task} was not given one \
-             (halfspace-cot: --kappa K; arith: --param reference=CHECKPOINT)"
-        );
-    }
+    let t = instance(&task, &task_params)?;
+    let strategies = parse_strategies(&a.strategies, t.reference().is_some())?;
+    check_reference(t.as_ref(), &strategies)?;
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
     let mut b = budget(&a.common);
     let min_eps = eps.iter().copied().fold(1.0, f64::min);
-    default_max_demos(&mut b, &task, &task_params, min_eps)?;
+    default_max_demos(&mut b, t.as_ref(), min_eps);
     let spec = CompareSpec {
         task,
         task_params,
@@ -1101,12 +1128,7 @@ fn compare_report(a: CompareArgs) -> Result<CompareReport> {
         stop_at_eps: !a.common.run_to_stop,
         nested_eps: a.nested_eps,
     };
-    let dir = a.out.unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .replace(':', "");
-        PathBuf::from(format!("autotune-runs/compare-{}-{stamp}", spec.task))
-    });
+    let dir = run_dir(a.out, "compare", &spec.task);
     run_compare(&spec, &dir, a.json.as_deref())
 }
 
@@ -1124,15 +1146,11 @@ fn cmd_burn_in(a: &CompareArgs, list: &str) -> Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("--kappa {list}: `{k}` is not a number >= 1"))
         })
         .collect::<Result<_>>()?;
-    let dir = a.out.clone().unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .replace(':', "");
-        PathBuf::from(format!(
-            "autotune-runs/burn-in-{}-{stamp}",
-            a.task.as_deref().unwrap_or("file")
-        ))
-    });
+    let dir = run_dir(
+        a.out.clone(),
+        "burn-in",
+        a.task.as_deref().unwrap_or("file"),
+    );
     let mut reports = Vec::new();
     for &k in &kappas {
         let mut one = CompareArgs {
@@ -1216,12 +1234,7 @@ fn cmd_rl(a: RlArgs) -> Result<()> {
         coverage_samples: a.coverage_samples,
         coverage_prompts: a.coverage_prompts,
     };
-    let dir = a.out.clone().unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .replace(':', "");
-        PathBuf::from(format!("autotune-runs/rl-{task}-{stamp}"))
-    });
+    let dir = run_dir(a.out.clone(), "rl", &task);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let report = autotune_experiment::run_rl(&spec, &|sel, seed, step, err| {
         if let Some(e) = err {
@@ -1255,10 +1268,7 @@ fn cmd_rl(a: RlArgs) -> Result<()> {
 fn cmd_coverage(a: CoverageArgs) -> Result<()> {
     let mut params = Params::parse(&a.params)?;
     if let Some(k) = a.kappa {
-        if params.raw("kappa").is_some() {
-            bail!("--kappa and --param kappa=... both given; give one");
-        }
-        params.insert("kappa", k);
+        insert_kappa(&mut params, &a.task, k)?;
     }
     check_task(&a.task, &params)?;
     let (task, _) = autotune_tasks::build_task(&a.task, &params, a.seed)?;
@@ -1274,7 +1284,11 @@ fn cmd_demo(a: DemoArgs) -> Result<()> {
     let task_params = Params::default();
     let eps = vec![0.01, 0.001];
     let mut b = Budget::default();
-    default_max_demos(&mut b, "halfspace-cot", &task_params, 0.001)?;
+    default_max_demos(
+        &mut b,
+        instance("halfspace-cot", &task_params)?.as_ref(),
+        0.001,
+    );
     let spec = CompareSpec {
         task: "halfspace-cot".into(),
         task_params,

@@ -164,6 +164,14 @@ pub fn score_prompts(
         .collect())
 }
 
+/// The error for strategy `strategy`, which samples a reference policy, on a task given none.
+pub fn no_reference(strategy: &str, task: &str) -> CoreError {
+    CoreError::Input(format!(
+        "strategy {strategy} samples a reference policy pi_ref, and task {task} was not given \
+         one (halfspace-cot: --kappa K; arith: --param reference=CHECKPOINT)"
+    ))
+}
+
 /// Runs the curriculum `cfg` on `task` for target error `eps`.
 pub fn run_curriculum(
     task: &dyn Task,
@@ -222,13 +230,7 @@ impl<'a> Engine<'a> {
     fn run(&mut self, observer: &mut dyn Observer) -> Result<Outcome, CurriculumError> {
         if let Source::Reference { .. } = self.cfg.source {
             if self.task.reference().is_none() {
-                return Err(CoreError::Input(format!(
-                    "strategy {} samples a reference policy pi_ref, and task {} was not given \
-                     one (halfspace-cot: --kappa K; arith: --param reference=CHECKPOINT)",
-                    self.cfg.name,
-                    self.task.name()
-                ))
-                .into());
+                return Err(no_reference(&self.cfg.name, self.task.name()).into());
             }
         }
         let mut source = self.task.prompts("train", self.seed)?;

@@ -155,6 +155,11 @@ pub struct GrpoStep {
 
 /// Watches training after every step (held-out evaluation); its time is not charged.
 pub trait GrpoObserver {
+    /// The model training starts from (the reference student), before the first step.
+    fn on_start(&mut self, model: &Model) {
+        let _ = model;
+    }
+
     fn on_step(&mut self, step: &GrpoStep, model: &Model) -> Control;
 }
 
@@ -206,6 +211,9 @@ pub fn run_grpo(
     };
     let mut model = Model::Single(Some(student));
     let mut meter = Metered::new(task);
+    let t0 = std::time::Instant::now();
+    observer.on_start(&model);
+    meter.exclude_time(t0.elapsed());
     let mut source = task.prompts("train", seed)?;
     let mut carry: Vec<Group> = Vec::new();
     let mut steps = Vec::new();

@@ -11,8 +11,8 @@ mod strategy;
 pub mod weights;
 
 pub use engine::{
-    run_curriculum, run_curriculum_journaled, score_prompts, Budget, Control, NoObserver, Observer,
-    Outcome, PhaseReport, PromptScore, StopReason,
+    no_reference, run_curriculum, run_curriculum_journaled, score_prompts, Budget, Control,
+    NoObserver, Observer, Outcome, PhaseReport, PromptScore, StopReason,
 };
 pub use grpo::{run_grpo, GrpoConfig, GrpoObserver, GrpoOutcome, GrpoStep, Selector};
 pub use model::{plurality, Member, Model};

@@ -183,14 +183,31 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// Median with `None` as +infinity; `None` if the median falls on an unreached seed.
-fn median_opt(v: &[Option<u64>]) -> Option<f64> {
-    let mut x: Vec<f64> = v
-        .iter()
-        .map(|d| d.map_or(f64::INFINITY, |d| d as f64))
-        .collect();
-    x.sort_by(|a, b| a.total_cmp(b));
-    let m = median(x);
+pub(crate) fn median_opt(v: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
+    let m = median(v.into_iter().map(|d| d.unwrap_or(f64::INFINITY)).collect());
     m.is_finite().then_some(m)
+}
+
+/// A cost to eps over seeds (`None`: the seed did not reach eps): the median with unreached
+/// seeds as infinite, the smallest over the seeds that reached, and the largest if all did.
+pub(crate) fn spread(v: &[Option<u64>]) -> (Option<f64>, Option<u64>, Option<u64>) {
+    let max = if v.iter().all(Option::is_some) {
+        v.iter().flatten().max().copied()
+    } else {
+        None
+    };
+    (
+        median_opt(v.iter().map(|d| d.map(|d| d as f64))),
+        v.iter().flatten().min().copied(),
+        max,
+    )
+}
+
+/// Ratios of successive points `(eps, cost)`, larger eps first: `(eps_from, eps_to, ratio)`.
+fn ratios(pts: &[(f64, f64)]) -> Vec<(f64, f64, f64)> {
+    pts.windows(2)
+        .map(|w| (w[0].0, w[1].0, w[1].1 / w[0].1))
+        .collect()
 }
 
 /// Aggregates runs over seeds into one row per (strategy, eps), in the given orders.
@@ -211,26 +228,20 @@ pub fn aggregate(runs: &[RunResult], strategies: &[String], eps: &[f64]) -> Vec<
                 .map(|r| r.summary.cost_to_eps.as_ref().map(Ledger::rollouts))
                 .collect();
             let med = |f: &dyn Fn(&RunResult) -> f64| median(cell.iter().map(|r| f(r)).collect());
+            let (demos_median, demos_min, demos_max) = spread(&per_seed);
+            let (rollouts_median, rollouts_min, rollouts_max) = spread(&rollouts);
             out.push(Aggregate {
                 strategy: s.clone(),
                 eps: e,
                 seeds: cell.len(),
                 reached: cell.iter().filter(|r| r.summary.reached).count(),
-                demos_median: median_opt(&per_seed),
-                demos_min: per_seed.iter().flatten().min().copied(),
-                demos_max: if per_seed.iter().all(Option::is_some) {
-                    per_seed.iter().flatten().max().copied()
-                } else {
-                    None
-                },
+                demos_median,
+                demos_min,
+                demos_max,
                 demos_per_seed: per_seed,
-                rollouts_median: median_opt(&rollouts),
-                rollouts_min: rollouts.iter().flatten().min().copied(),
-                rollouts_max: if rollouts.iter().all(Option::is_some) {
-                    rollouts.iter().flatten().max().copied()
-                } else {
-                    None
-                },
+                rollouts_median,
+                rollouts_min,
+                rollouts_max,
                 rollouts_per_seed: rollouts,
                 reference_samples_median: med(&|r| r.cost().reference_samples as f64),
                 reference_tokens_median: med(&|r| r.cost().reference_tokens as f64),
@@ -278,14 +289,8 @@ fn fits(results: &[Aggregate], strategies: &[String]) -> Vec<StrategyFit> {
                 vs_log_inv_eps: fit_linear(&log_pts),
                 vs_inv_eps: fit_linear(&inv_pts),
                 loglog_slope: fit_linear(&ll).map(|f| f.slope),
-                growth: pts
-                    .windows(2)
-                    .map(|w| (w[0].0, w[1].0, w[1].1 / w[0].1))
-                    .collect(),
-                rollouts_growth: rollout_pts
-                    .windows(2)
-                    .map(|w| (w[0].0, w[1].0, w[1].1 / w[0].1))
-                    .collect(),
+                growth: ratios(&pts),
+                rollouts_growth: ratios(&rollout_pts),
             }
         })
         .collect()
@@ -434,9 +439,14 @@ mod tests {
 
     #[test]
     fn median_counts_unreached_as_infinite() {
-        assert_eq!(median_opt(&[Some(1), Some(3), None]), Some(3.0));
-        assert_eq!(median_opt(&[Some(1), None, None]), None);
-        assert_eq!(median_opt(&[Some(1), Some(3)]), Some(2.0));
-        assert_eq!(median_opt(&[Some(1), None]), None);
+        assert_eq!(median_opt([Some(1.0), Some(3.0), None]), Some(3.0));
+        assert_eq!(median_opt([Some(1.0), None, None]), None);
+        assert_eq!(median_opt([Some(1.0), Some(3.0)]), Some(2.0));
+        assert_eq!(median_opt([Some(1.0), None]), None);
+        assert_eq!(
+            spread(&[Some(4), Some(2), None]),
+            (Some(4.0), Some(2), None)
+        );
+        assert_eq!(spread(&[Some(4), Some(2)]), (Some(3.0), Some(2), Some(4)));
     }
 }

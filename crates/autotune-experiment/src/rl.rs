@@ -9,7 +9,7 @@ use autotune_curriculum::{
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::compare::median;
+use crate::compare::{median, median_opt, spread};
 use crate::table::{num, range_text, ratio_text};
 use crate::{ExperimentError, HeldOut, SliceError};
 
@@ -241,6 +241,10 @@ impl<F: Fn(&GrpoStep, Option<f64>)> Watch<'_, F> {
 }
 
 impl<F: Fn(&GrpoStep, Option<f64>)> GrpoObserver for Watch<'_, F> {
+    fn on_start(&mut self, model: &Model) {
+        self.evaluate(0, model, Ledger::default());
+    }
+
     fn on_step(&mut self, step: &GrpoStep, model: &Model) -> Control {
         let mut error = None;
         if (step.step + 1).is_multiple_of(self.every) {
@@ -291,13 +295,6 @@ pub fn run_rl_one(
         selector,
         ..spec.grpo.clone()
     };
-    // The starting point: pi_ref itself.
-    let start = match task.reference_student() {
-        Some(s) => Model::Single(Some(s?)),
-        None => Model::Single(None),
-    };
-    let initial_error = watch.evaluate(0, &start, Ledger::default());
-    drop(start);
     let outcome = run_grpo(
         task.as_ref(),
         &cfg,
@@ -310,6 +307,8 @@ pub fn run_rl_one(
         Some(c) if c.step == outcome.steps.len() => c.heldout_error,
         _ => watch.heldout.error(task.as_ref(), &outcome.model),
     };
+    // The first checkpoint is the start, pi_ref itself.
+    let initial_error = watch.checkpoints[0].heldout_error;
     let reached = watch.reached.map(|i| &watch.checkpoints[i]);
     Ok(RlRun {
         selector,
@@ -329,15 +328,6 @@ pub fn run_rl_one(
     })
 }
 
-fn median_opt(v: &[Option<f64>]) -> Option<f64> {
-    let m = median(
-        v.iter()
-            .map(|x| x.unwrap_or(f64::INFINITY))
-            .collect::<Vec<_>>(),
-    );
-    m.is_finite().then_some(m)
-}
-
 /// One row per selector.
 pub fn aggregate_rl(runs: &[RlRun], selectors: &[Selector]) -> Vec<RlAggregate> {
     selectors
@@ -347,9 +337,6 @@ pub fn aggregate_rl(runs: &[RlRun], selectors: &[Selector]) -> Vec<RlAggregate> 
             if cell.is_empty() {
                 return None;
             }
-            let to_eps = |f: &dyn Fn(&Ledger) -> f64| -> Vec<Option<f64>> {
-                cell.iter().map(|r| r.cost_to_eps.as_ref().map(f)).collect()
-            };
             let reached_med = |f: &dyn Fn(&Ledger) -> f64| {
                 let m = median(
                     cell.iter()
@@ -359,24 +346,19 @@ pub fn aggregate_rl(runs: &[RlRun], selectors: &[Selector]) -> Vec<RlAggregate> 
                 m.is_finite().then_some(m)
             };
             let rollouts: Vec<Option<u64>> = cell.iter().map(|r| r.rollouts_to_eps()).collect();
+            let (rollouts_median, rollouts_min, rollouts_max) = spread(&rollouts);
             Some(RlAggregate {
                 selector: s,
                 seeds: cell.len(),
                 reached: cell.iter().filter(|r| r.reached).count(),
-                rollouts_median: median_opt(&to_eps(&|l| l.rollouts() as f64)),
-                rollouts_min: rollouts.iter().flatten().min().copied(),
-                rollouts_max: if rollouts.iter().all(Option::is_some) {
-                    rollouts.iter().flatten().max().copied()
-                } else {
-                    None
-                },
-                wall_seconds_median: median_opt(&to_eps(&|l| l.wall_seconds)),
-                steps_median: median_opt(
-                    &cell
-                        .iter()
-                        .map(|r| r.steps_to_eps.map(|s| s as f64))
-                        .collect::<Vec<_>>(),
+                rollouts_median,
+                rollouts_min,
+                rollouts_max,
+                wall_seconds_median: median_opt(
+                    cell.iter()
+                        .map(|r| r.cost_to_eps.as_ref().map(|l| l.wall_seconds)),
                 ),
+                steps_median: median_opt(cell.iter().map(|r| r.steps_to_eps.map(|s| s as f64))),
                 student_tokens_median: reached_med(&|l| l.student_tokens as f64),
                 verifier_calls_median: reached_med(&|l| l.verifier_calls as f64),
                 prompts_drawn_median: reached_med(&|l| l.prompts_drawn as f64),
@@ -526,9 +508,7 @@ pub fn rl_table(r: &RlReport) -> String {
                         .find(|c| c.heldout_error <= t + 1e-12)
                 })
                 .collect();
-            let med = |f: &dyn Fn(&RlCheckpoint) -> f64| {
-                median_opt(&hits.iter().map(|h| h.map(f)).collect::<Vec<_>>())
-            };
+            let med = |f: &dyn Fn(&RlCheckpoint) -> f64| median_opt(hits.iter().map(|h| h.map(f)));
             let cell = match (
                 med(&|c| c.ledger.rollouts() as f64),
                 med(&|c| c.ledger.wall_seconds),

@@ -320,16 +320,13 @@ fn warm_started_members_continue_the_last_member() {
     let steps_of_members = |warm: &str| -> Vec<u64> {
         let spec = RunSpec {
             task: "arith".into(),
-            task_params: Params::parse(&[
-                "max_digits=2",
-                "mul_max_digits=1",
-                "d_model=16",
-                "layers=1",
-                "heads=2",
-                "batch=8",
-                "min_steps=5",
-                "max_steps=5",
-            ])
+            task_params: Params::parse(
+                &[
+                    autotune_tasks::arith::TINY,
+                    &["batch=8", "min_steps=5", "max_steps=5"],
+                ]
+                .concat(),
+            )
             .unwrap(),
             strategy: "autotune-bbm".into(),
             strategy_params: Params::parse(&["phases=3", "demos_per_phase=16", warm]).unwrap(),

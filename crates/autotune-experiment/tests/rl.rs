@@ -7,18 +7,16 @@ use autotune_curriculum::{
     run_grpo, Budget, Control, GrpoConfig, GrpoObserver, GrpoStep, Model, Selector,
 };
 
-const TINY: &[&str] = &[
-    "max_digits=2",
-    "mul_max_digits=1",
-    "d_model=16",
-    "layers=1",
-    "heads=2",
-    "batch=16",
-];
+/// The tiny arith, batch 16.
+fn tiny() -> Params {
+    let mut p = Params::parse(autotune_tasks::arith::TINY).unwrap();
+    p.insert("batch", 16);
+    p
+}
 
 /// A weak reference checkpoint: a student trained briefly on teacher demonstrations.
 fn reference(dir: &std::path::Path) -> String {
-    let (task, _) = autotune_tasks::build_task("arith", &Params::parse(TINY).unwrap(), 0).unwrap();
+    let (task, _) = autotune_tasks::build_task("arith", &tiny(), 0).unwrap();
     let prompts = task.prompts("train", 1).unwrap().draw(64).unwrap();
     let traces = task.teacher().demonstrate_batch(&prompts).unwrap();
     let demos: Vec<Demo> = prompts
@@ -34,7 +32,7 @@ fn reference(dir: &std::path::Path) -> String {
 }
 
 fn task(path: &str) -> Box<dyn Task> {
-    let mut p = Params::parse(TINY).unwrap();
+    let mut p = tiny();
     p.insert("reference", path);
     autotune_tasks::build_task("arith", &p, 0).unwrap().0
 }
@@ -134,7 +132,7 @@ fn training_is_deterministic_and_needs_a_trainable_reference() {
     };
     assert_eq!(r(&a), r(&b));
 
-    let (plain, _) = autotune_tasks::build_task("arith", &Params::parse(TINY).unwrap(), 0).unwrap();
+    let (plain, _) = autotune_tasks::build_task("arith", &tiny(), 0).unwrap();
     let mut obs = Steps(Vec::new());
     let e = run_grpo(
         plain.as_ref(),
@@ -162,14 +160,8 @@ fn training_is_deterministic_and_needs_a_trainable_reference() {
     )
     .is_err());
     // A checkpoint of another model is a clear error naming the file.
-    let mut p = Params::parse(&[
-        "max_digits=2",
-        "mul_max_digits=1",
-        "d_model=32",
-        "layers=1",
-        "heads=2",
-    ])
-    .unwrap();
+    let mut p = Params::parse(autotune_tasks::arith::TINY).unwrap();
+    p.insert("d_model", 32);
     p.insert("reference", dir.path().join("ref.json").display());
     let e = autotune_tasks::build_task("arith", &p, 0)
         .map(|_| ())
@@ -183,7 +175,7 @@ fn training_is_deterministic_and_needs_a_trainable_reference() {
 fn rejection_sampling_from_a_neural_reference_trains_a_fresh_student() {
     let dir = tempfile::tempdir().unwrap();
     let path = reference(dir.path());
-    let mut task_params = Params::parse(TINY).unwrap();
+    let mut task_params = tiny();
     task_params.insert("reference", &path);
     task_params.insert("min_steps", 5);
     for strategy in ["rft-uniform", "autotune-rl"] {

@@ -420,6 +420,16 @@ impl Verifier for ArithVerifier {
 static TEACHER: ArithTeacher = ArithTeacher;
 static VERIFIER: ArithVerifier = ArithVerifier;
 
+/// The smallest useful `arith`: one- and two-digit problems, a width-16 one-layer model. Tests
+/// and smoke runs add their training settings to it.
+pub const TINY: &[&str] = &[
+    "max_digits=2",
+    "mul_max_digits=1",
+    "d_model=16",
+    "layers=1",
+    "heads=2",
+];
+
 pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
     let max_digits: usize = p.get_checked("max_digits", "an integer in 1..=18", |x: usize| {
         (1..=18).contains(&x)

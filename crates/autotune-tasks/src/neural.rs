@@ -639,17 +639,8 @@ mod tests {
 
     /// A tiny arith task: one- and two-digit problems, width 16, one layer, 6 steps per fit.
     fn task_with(extra: &[&str]) -> Box<dyn Task> {
-        let mut p = vec![
-            "max_digits=2",
-            "mul_max_digits=1",
-            "d_model=16",
-            "layers=1",
-            "heads=2",
-            "batch=8",
-            "min_steps=6",
-            "max_steps=6",
-            "lr=0.003",
-        ];
+        let mut p = arith::TINY.to_vec();
+        p.extend_from_slice(&["batch=8", "min_steps=6", "max_steps=6", "lr=0.003"]);
         p.extend_from_slice(extra);
         let params = Params::parse(&p)
             .unwrap()
