@@ -34,9 +34,9 @@ pub use run::{
     journal_stream, run_one, run_one_full, Checkpoint, RunArtifacts, RunResult, RunSpec, RunSummary,
 };
 pub use rundir::{
-    pretty_json, LedgerFile, Provenance, ResolvedStrategy, ResolvedTask, RunConfig, RunDirWriter,
-    RunLedger, COMPARISON_JSON, COMPARISON_MD, CONFIG_FILE, LEDGER_FILE, METRICS_FILE, REPORT_HTML,
-    RESULT_JSON, TABLE_TXT,
+    pretty_json, write_atomic, LedgerFile, Provenance, ResolvedStrategy, ResolvedTask, RunConfig,
+    RunDirWriter, RunLedger, COMPARISON_JSON, COMPARISON_MD, CONFIG_FILE, LEDGER_FILE,
+    METRICS_FILE, REPORT_HTML, RESULT_JSON, TABLE_TXT,
 };
 pub use table::{
     burn_in_rows, burn_in_table, comparison_table, render_markdown, render_table, BurnInRow, Table,

@@ -133,11 +133,14 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExperimentError + '_ {
     }
 }
 
-/// Writes `contents` to `path` through a temporary file and a rename, so that a reader never
-/// sees half a file.
-fn write_atomic(path: &Path, contents: &str) -> Result<(), ExperimentError> {
+/// Writes `contents` to `path` durably through a temporary file, a sync and a rename, so that
+/// a reader never sees half a file and a crash leaves the old file or the new one.
+pub fn write_atomic(path: &Path, contents: &str) -> Result<(), ExperimentError> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, contents).map_err(io_err(&tmp))?;
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(contents.as_bytes())
+        .and_then(|_| f.sync_all())
+        .map_err(io_err(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io_err(path))
 }
 

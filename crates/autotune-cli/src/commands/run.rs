@@ -1,0 +1,209 @@
+//! `autotune run`: one strategy, one seed, into a run directory; optionally exports the
+//! demonstrations bought (TRL SFT), the scored prompt pool (verl RL) and the student.
+
+use anyhow::{bail, Context, Result};
+use autotune_core::Params;
+use autotune_curriculum::strategy_info;
+use autotune_experiment::{
+    pretty_json, report_from_runs, run_one_full, CompareSpec, RunSpec, RESULT_JSON,
+};
+
+use crate::args::RunArgs;
+use crate::launch::Launch;
+use crate::output::write_report;
+use crate::progress::Progress;
+use crate::serve_model;
+use crate::setup::{
+    budget, check_reference, check_task, default_max_demos, instance, parse_eps_list,
+    task_and_params,
+};
+
+pub fn run(launch: &mut Launch, a: RunArgs) -> Result<()> {
+    let eps = parse_eps_list(&a.eps)?;
+    if eps.len() != 1 {
+        bail!("`run` takes one eps, got `{}`", a.eps);
+    }
+    let eps = eps[0];
+    let (task, task_params) = task_and_params(&a.task, &a.common)?;
+    check_task(&task, &task_params)?;
+    strategy_info(&a.strategy)?;
+    let sft_style = autotune_data::SftStyle::parse(&a.sft_style).with_context(|| {
+        format!(
+            "--sft-style `{}`: expected messages or prompt-completion",
+            a.sft_style
+        )
+    })?;
+    let t = instance(&task, &task_params)?;
+    check_reference(t.as_ref(), [&a.strategy])?;
+    let mut b = budget(&a.common);
+    default_max_demos(&mut b, t.as_ref(), eps);
+    let spec = RunSpec {
+        task: task.clone(),
+        task_params,
+        strategy: a.strategy.clone(),
+        strategy_params: Params::parse(&a.common.strategy_params)?,
+        eps,
+        seed: a.seed,
+        test_factor: a.common.test_factor,
+        budget: b,
+        stop_at_eps: !a.common.run_to_stop,
+        also_eps: Vec::new(),
+    };
+    let cspec = CompareSpec {
+        task: spec.task.clone(),
+        task_params: spec.task_params.clone(),
+        strategies: vec![spec.strategy.clone()],
+        strategy_params: spec.strategy_params.clone(),
+        eps: vec![eps],
+        seeds: 1,
+        base_seed: spec.seed,
+        test_factor: spec.test_factor,
+        budget: spec.budget.clone(),
+        stop_at_eps: spec.stop_at_eps,
+        nested_eps: false,
+    };
+    let (writer, journal) = launch.open_run_dir(&a.out, &cspec)?;
+    let progress = Progress::new(1);
+    let start = std::time::Instant::now();
+    let (res, art) = run_one_full(
+        &spec,
+        |r| {
+            writer.record(r);
+            progress.record(r);
+        },
+        Some(&journal),
+    )?;
+    progress.finish();
+    journal.sync()?;
+    launch.journal_summary(&journal);
+    if let Some(path) = &a.export_sft {
+        let examples: Vec<_> = art
+            .demos
+            .iter()
+            .map(|d| {
+                let p = art.task.describe(&d.prompt);
+                autotune_data::SftExample {
+                    prompt: p.text,
+                    messages: p.messages,
+                    completion: art.task.render_trace(&d.trace),
+                }
+            })
+            .collect();
+        std::fs::write(path, autotune_data::export_sft(&examples, sft_style))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {} SFT examples to {}",
+            examples.len(),
+            path.display()
+        );
+    }
+    if let Some(path) = &a.save_model {
+        let autotune_curriculum::Model::Single(Some(student)) = &art.model else {
+            bail!(
+                "--save-model saves single-model strategies (autotune-cex, uniform, zero-variance, learnability); `{}` built an ensemble or no model",
+                spec.strategy
+            );
+        };
+        let state = student
+            .save()
+            .with_context(|| format!("the students of task `{task}` cannot be saved"))?;
+        let ck = serve_model::Checkpoint {
+            format: serve_model::CHECKPOINT_FORMAT.into(),
+            task: task.clone(),
+            task_params: res.task_params.clone(),
+            seed: spec.seed,
+            strategy: spec.strategy.clone(),
+            student: state,
+        };
+        std::fs::write(path, serde_json::to_string(&ck)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("saved the student to {}", path.display());
+    }
+    if let Some(path) = &a.export_rl {
+        let pool = art.task.pool().with_context(|| {
+            format!(
+                "--export-rl needs a task with a finite prompt pool (--tasks FILE); `{task}` is a generator"
+            )
+        })?;
+        let scores = autotune_curriculum::score_prompts(
+            art.task.as_ref(),
+            &res.strategy_config,
+            eps,
+            spec.seed,
+            &art.model,
+            res.summary.phases,
+            &pool,
+        )?;
+        let prompts: Vec<autotune_data::RlPrompt> = pool
+            .iter()
+            .zip(scores)
+            .map(|(p, s)| {
+                let d = art.task.describe(p);
+                autotune_data::RlPrompt {
+                    id: d.id,
+                    prompt: d.text,
+                    messages: d.messages,
+                    ground_truth: d.gold.unwrap_or_default(),
+                    rank: s.rank,
+                    max_rank: s.max_rank,
+                    weight: s.weight,
+                }
+            })
+            .collect();
+        let selected = prompts.iter().filter(|p| p.weight > 0.0).count();
+        std::fs::write(
+            path,
+            autotune_data::export_rl_prompts(&format!("autotune:{}", art.task.name()), &prompts),
+        )
+        .with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {} RL prompts ({selected} with weight > 0) to {}",
+            prompts.len(),
+            path.display()
+        );
+    }
+    writer.write(RESULT_JSON, &pretty_json(&res))?;
+    let report = report_from_runs(&cspec, vec![res.clone()], start.elapsed().as_secs_f64());
+    writer.finish(&report)?;
+    let l = &res.summary.final_ledger;
+    println!(
+        "{} on {} (eps {}, seed {}): {} | demos to eps: {} | final held-out error {:.4} on {} prompts | stop: {:?}",
+        res.summary.strategy,
+        res.task,
+        res.summary.eps,
+        res.summary.seed,
+        if res.summary.reached { "reached" } else { "NOT reached" },
+        res.summary.demos_to_eps.map_or("-".into(), |d| d.to_string()),
+        res.summary.final_error,
+        res.heldout_prompts,
+        res.summary.stop
+    );
+    println!(
+        "ledger: teacher calls {} ({} tokens), verifier calls {}, student generations {} ({} tokens), training steps {}, prompts drawn {}, {:.2} s",
+        l.teacher_calls, l.teacher_tokens, l.verifier_calls, l.student_generations, l.student_tokens, l.training_steps, l.prompts_drawn, l.wall_seconds
+    );
+    if l.reference_samples > 0 {
+        println!(
+            "pi_ref: {} samples ({} tokens), {} demonstrations found, {} prompts unsolved | rollouts (pi_ref samples + student generations): {}",
+            l.reference_samples,
+            l.reference_tokens,
+            l.reference_demos,
+            l.reference_unsolved,
+            l.rollouts()
+        );
+    }
+    if l.api_requests + l.api_cache_hits > 0 {
+        println!(
+            "model servers: {} requests, {} answered from the cache ({} of them teacher calls: {} new teacher calls paid), {} tokens, ${:.4}",
+            l.api_requests,
+            l.api_cache_hits,
+            l.teacher_cache_hits,
+            l.teacher_calls - l.teacher_cache_hits.min(l.teacher_calls),
+            l.api_tokens,
+            l.api_cost_usd
+        );
+    }
+    println!("wrote {}", a.out.display());
+    write_report(&a.out);
+    Ok(())
+}

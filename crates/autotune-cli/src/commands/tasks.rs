@@ -1,0 +1,18 @@
+//! `autotune tasks`: the built-in tasks with their parameters and defaults.
+
+use autotune_tasks::TASKS;
+
+pub fn run() {
+    print!("{}", list_tasks());
+}
+
+fn list_tasks() -> String {
+    let mut s = String::new();
+    for t in TASKS {
+        s += &format!("{}\n  {}\n", t.name, t.summary);
+        for p in t.params {
+            s += &format!("    --param {}={:<12} {}\n", p.key, p.default, p.help);
+        }
+    }
+    s
+}
