@@ -30,7 +30,7 @@ pub fn parse_strategies(s: &str, with_rl: bool) -> Result<Vec<String>> {
     if s.trim() == "all" {
         return Ok(STRATEGIES
             .iter()
-            .filter(|s| with_rl || !s.needs_reference)
+            .filter(|s| s.in_all && (with_rl || !s.needs_reference))
             .map(|s| s.name.to_string())
             .collect());
     }
@@ -143,17 +143,19 @@ pub fn default_max_demos(b: &mut Budget, task: &dyn autotune_core::Task, eps: f6
 }
 
 /// Refuses, before any run directory is made, a strategy that samples a reference policy on
-/// a task that has none.
+/// a task that has none, or ranks by samples on a task whose student cannot sample.
 pub fn check_reference<'a>(
     task: &dyn autotune_core::Task,
     strategies: impl IntoIterator<Item = &'a String>,
 ) -> Result<()> {
-    if task.reference().is_some() {
-        return Ok(());
-    }
+    let has_reference = task.reference().is_some();
     for s in strategies {
-        if strategy_info(s)?.needs_reference {
+        let info = strategy_info(s)?;
+        if info.needs_reference && !has_reference {
             return Err(autotune_curriculum::no_reference(s, task.name()).into());
+        }
+        if info.needs_sampling && !task.student_samples() {
+            return Err(autotune_curriculum::no_sampling(s, task.name()).into());
         }
     }
     Ok(())

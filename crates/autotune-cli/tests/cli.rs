@@ -920,3 +920,59 @@ fn a_teacher_over_http_matches_in_process_and_the_cache_pays_nothing_twice() {
     assert!(stdout.contains("0 new teacher calls paid"), "{stdout}");
     std::fs::remove_dir_all(&base).ok();
 }
+
+/// The paper's strategies refuse bad constants, and a stochastic strategy on a deterministic
+/// student, with one line naming the fix and exit code 2, before any run directory is made.
+#[test]
+fn paper_strategies_refuse_bad_input_with_exit_2() {
+    let dir = std::env::temp_dir().join(format!("autotune-paper-bad-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let tasks = examples("arith.jsonl");
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (
+            vec![
+                "--task",
+                "halfspace-cot",
+                "--strategy",
+                "autotune-paper",
+                "--strategy-param",
+                "c=0",
+            ],
+            &["`c`", "> 0"],
+        ),
+        (
+            vec![
+                "--task",
+                "halfspace-cot",
+                "--strategy",
+                "autotune-paper",
+                "--strategy-param",
+                "n_prompt=0",
+            ],
+            &["`n_prompt`", "positive integer"],
+        ),
+        (
+            vec!["--tasks", &tasks, "--strategy", "autotune-stoch"],
+            &["autotune-stoch", "deterministic", "use autotune-paper"],
+        ),
+        (
+            vec![
+                "--task",
+                "halfspace-cot",
+                "--kappa",
+                "0.5",
+                "--strategy",
+                "autotune-paper-rl",
+            ],
+            &["`kappa`", ">= 1"],
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["run", "--eps", "0.1", "--out", &out];
+        all.extend(args.iter().copied());
+        let (code, _, _) = autotune(&all);
+        assert_eq!(code, 2, "{all:?}");
+        assert_one_line_error(&all, want);
+        assert!(!dir.exists(), "{all:?} made a run directory");
+    }
+}

@@ -365,6 +365,86 @@ impl<'a> Metered<'a> {
         Ok(found)
     }
 
+    /// The paper's RLFineTune (Algorithm 4) on `prompts`: `samples` chains of thought per
+    /// prompt from `pi_ref` (every sample charged), deduplicated; the distinct ones are
+    /// verified (each verdict charged), and of those the verifier accepts, the ones whose
+    /// probability under `pi_ref` is at least `min_prob` form the kept set. Returns per prompt
+    /// the most probable CoT of its kept set (ties: the first sampled), or `None` when the set
+    /// is empty. Errors when `pi_ref` cannot report sequence probabilities.
+    pub fn filtered_sample(
+        &mut self,
+        reference: &dyn Policy,
+        prompts: &[Prompt],
+        samples: usize,
+        min_prob: f64,
+        temperature: f64,
+        seed: u64,
+    ) -> Result<Vec<Option<Demo>>> {
+        let mut distinct: Vec<Vec<Trace>> = vec![Vec::new(); prompts.len()];
+        let mut seen: Vec<std::collections::HashSet<Vec<crate::Token>>> =
+            vec![std::collections::HashSet::new(); prompts.len()];
+        for round in 0..samples {
+            let round_seed = crate::stream_seed(seed, &format!("rlfinetune/{round}"));
+            let traces = self.sample_reference(reference, prompts, temperature, round_seed)?;
+            for (i, t) in traces.into_iter().enumerate() {
+                if seen[i].insert(t.steps.clone()) {
+                    distinct[i].push(t);
+                }
+            }
+        }
+        let (owners, flat): (Vec<usize>, Vec<Trace>) = distinct
+            .into_iter()
+            .enumerate()
+            .flat_map(|(i, ts)| ts.into_iter().map(move |t| (i, t)))
+            .unzip();
+        let batch: Vec<Prompt> = owners.iter().map(|&i| prompts[i].clone()).collect();
+        let verdicts = self.verify(&batch, &flat)?;
+        let right: Vec<usize> = (0..flat.len()).filter(|&j| verdicts[j]).collect();
+        let right_prompts: Vec<Prompt> = right.iter().map(|&j| batch[j].clone()).collect();
+        let right_traces: Vec<Trace> = right.iter().map(|&j| flat[j].clone()).collect();
+        let log_probs = if right.is_empty() {
+            Vec::new()
+        } else {
+            reference
+                .log_probs(&right_prompts, &right_traces, temperature)
+                .filter(|l| l.len() == right.len())
+                .ok_or_else(|| {
+                    CoreError::Input(format!(
+                        "RLFineTune keeps samples of pi_ref by their probability, and the \
+                         reference policy of task {} does not report sequence probabilities",
+                        self.task.name()
+                    ))
+                })?
+        };
+        let min_log = min_prob.ln();
+        let mut best: Vec<Option<(f64, usize)>> = vec![None; prompts.len()];
+        for (k, &j) in right.iter().enumerate() {
+            let lp = log_probs[k];
+            if lp < min_log - 1e-9 {
+                continue;
+            }
+            let slot = &mut best[owners[j]];
+            match slot {
+                Some((b, _)) if *b >= lp => {}
+                _ => *slot = Some((lp, j)),
+            }
+        }
+        let found: Vec<Option<Demo>> = best
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| {
+                b.map(|(_, j)| Demo {
+                    prompt: prompts[i].clone(),
+                    trace: flat[j].clone(),
+                })
+            })
+            .collect();
+        let solved = found.iter().flatten().count();
+        self.ledger.reference_demos += solved as u64;
+        self.ledger.reference_unsolved += (prompts.len() - solved) as u64;
+        Ok(found)
+    }
+
     /// A generation call: journaled (and replayed) for remote policies, whose calls are paid
     /// and not reproducible; made again on resume for in-process ones.
     fn policy_call(

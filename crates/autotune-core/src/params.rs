@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{CoreError, Result};
 
 /// A declared parameter: its key, default (as text) and help line.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct ParamSpec {
     pub key: &'static str,
     pub default: &'static str,

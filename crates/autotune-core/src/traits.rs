@@ -39,6 +39,27 @@ pub trait Policy: Send + Sync {
     fn api_usage(&self) -> Option<ApiUsage> {
         None
     }
+
+    /// `ln pi(trace | prompt)` of each given chain of thought when sampled at `temperature`
+    /// (the sum of its steps' log-probabilities), where the policy knows them; `None` (the
+    /// default) where it does not. The paper's RLFineTune keeps only samples of `pi_ref` with
+    /// probability at least `1/C_seq`, so its reference policy must report them.
+    fn log_probs(
+        &self,
+        prompts: &[Prompt],
+        traces: &[Trace],
+        temperature: f64,
+    ) -> Option<Vec<f64>> {
+        let _ = (prompts, traces, temperature);
+        None
+    }
+
+    /// The policy's sequence-level coverage `C_seq`, where it is known: the right chain of
+    /// thought of every prompt has probability at least `1/C_seq` (a reference policy built
+    /// with a known coverage, like halfspace-cot's). `None` (the default): unknown.
+    fn coverage(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// What a call to [`Student::fit`] did, for the ledger.
@@ -112,6 +133,19 @@ pub trait Student: Policy {
 pub trait PromptSource: Send {
     /// The next `n` prompts. A finite pool returns an error once exhausted.
     fn draw(&mut self, n: usize) -> Result<Vec<Prompt>>;
+
+    /// Passes over the next `n` prompts without using them (the unused rest of a part of a
+    /// prompt dataset). The default draws and drops them; an endless generator of i.i.d.
+    /// prompts may only advance its ids, since prompts never looked at need not be made.
+    fn skip(&mut self, n: usize) -> Result<()> {
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(4096);
+            self.draw(k)?;
+            left -= k;
+        }
+        Ok(())
+    }
 }
 
 /// A task: its prompt distribution, teacher, verifier and student class.
@@ -144,6 +178,13 @@ pub trait Task: Send + Sync {
 
     /// A fresh, untrained student of the task's default class.
     fn new_student(&self, seed: u64) -> Box<dyn Student>;
+
+    /// Whether the task's student samples at a temperature (a stochastic policy); a
+    /// deterministic student's samples are all its greedy answer, so strategies that rank by
+    /// Monte-Carlo samples (the paper's Algorithm 3) refuse it.
+    fn student_samples(&self) -> bool {
+        false
+    }
 
     /// Tokens as text, for exports (default: the token numbers, space separated).
     fn render(&self, tokens: &[Token]) -> String {

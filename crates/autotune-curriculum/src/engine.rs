@@ -2,14 +2,13 @@
 
 use autotune_core::{
     stream_rng, stream_seed, CoreError, Demo, FitStats, Journal, Ledger, Metered, Prompt, Rng,
-    Task, Token, Trace,
+    Student, Task, Token, Trace,
 };
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{plurality, Member, Model};
-use crate::strategy::{Mask, Source, StrategyConfig};
-use crate::weights::*;
+use crate::model::{Member, Model};
+use crate::strategy::{Phase, Score, Source, Strategy};
 use crate::CurriculumError;
 
 /// Limits on what a run may spend. `None` is unlimited.
@@ -38,10 +37,15 @@ pub struct PhaseReport {
     /// `max_rank + 1`; empty when the phase tested nothing (uniform, or an empty model).
     pub rank_histogram: Vec<u64>,
     /// The highest possible rank in this phase: members tested, or samples per prompt (0
-    /// when nothing was tested). Rank 0 is "all wrong", `max_rank` is "all right".
+    /// when nothing was ranked: an untested phase, or the paper's lazy rank evaluation). Rank 0 is "all wrong", `max_rank` is "all right".
     pub max_rank: usize,
-    /// FilterBoost: error of the new member on fresh filtered prompts.
+    /// The new member's error on its own filtered distribution, where the strategy measures
+    /// it (FilterBoost: on fresh filtered prompts held back from the teacher).
     pub member_error: Option<f64>,
+    /// Strategies that split a prompt dataset into one part per phase: the part ran out before
+    /// the phase had its demonstrations (the paper's ABORT); the member trains on what was found.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub aborted: bool,
     /// Whether this phase added a member (FilterBoost drops members without an edge).
     pub member_added: bool,
     /// Members in the model after this phase.
@@ -53,6 +57,10 @@ pub struct PhaseReport {
 
 fn is_zero(x: &usize) -> bool {
     *x == 0
+}
+
+fn is_false(x: &bool) -> bool {
+    !*x
 }
 
 /// Why a run ended.
@@ -106,28 +114,237 @@ pub struct Outcome {
     pub demos: Vec<Demo>,
 }
 
-/// The score of a tested candidate: its rank, its acceptance probability, and whether the
-/// output model (the vote, or the single model's greedy answer) is right on it, where known.
-struct Score {
-    /// `None`: the candidate was not tested.
-    rank: Option<usize>,
-    accept: f64,
-    vote_ok: Option<bool>,
-}
-
-struct Engine<'a> {
+/// What a strategy reaches the expensive parts through during a run: the metered task, the
+/// run's random streams, and the bookkeeping of members built so far.
+pub struct Context<'a> {
     task: &'a dyn Task,
-    cfg: &'a StrategyConfig,
-    eps: f64,
+    pub(crate) meter: Metered<'a>,
     seed: u64,
-    budget: &'a Budget,
-    meter: Metered<'a>,
+    eps: f64,
     filter_rng: Rng,
     sample_calls: u64,
     members_built: u64,
     /// Warm-started ensembles: how many of the demonstrations so far the last accepted member
     /// was trained on (a new member, its copy, trains on the rest).
     last_member_demos: usize,
+}
+
+impl<'a> Context<'a> {
+    fn new(task: &'a dyn Task, seed: u64, eps: f64) -> Self {
+        Context {
+            task,
+            meter: Metered::new(task),
+            seed,
+            eps,
+            filter_rng: stream_rng(seed, "filter"),
+            sample_calls: 0,
+            members_built: 0,
+            last_member_demos: 0,
+        }
+    }
+
+    pub fn task(&self) -> &'a dyn Task {
+        self.task
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The run's target error.
+    pub fn eps(&self) -> f64 {
+        self.eps
+    }
+
+    /// The metered door to the teacher, the verifier, the policies and training.
+    pub fn meter(&mut self) -> &mut Metered<'a> {
+        &mut self.meter
+    }
+
+    /// A uniform draw from the filter's stream (the rejection sampling of the mask).
+    pub fn uniform(&mut self) -> f64 {
+        self.filter_rng.gen::<f64>()
+    }
+
+    /// Per candidate, per member: (verdict on the member's greedy answer, the member's vote
+    /// weight, the answer).
+    #[allow(clippy::type_complexity)]
+    pub fn member_verdicts(
+        &mut self,
+        model: &Model,
+        cands: &[Prompt],
+    ) -> Result<Vec<Vec<(bool, f64, Vec<Token>)>>, CurriculumError> {
+        let mut out: Vec<Vec<(bool, f64, Vec<Token>)>> =
+            vec![Vec::with_capacity(model.len()); cands.len()];
+        for (student, alpha) in model.members() {
+            let traces = self.meter.generate(student, cands)?;
+            let verdicts = self.meter.verify(cands, &traces)?;
+            for ((o, v), t) in out.iter_mut().zip(verdicts).zip(traces) {
+                o.push((v, alpha, t.answer().to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Per candidate: how many of `k` samples of each member the verifier accepts, summed
+    /// over the members.
+    pub fn pass_counts(
+        &mut self,
+        model: &Model,
+        cands: &[Prompt],
+        k: usize,
+        temperature: f64,
+    ) -> Result<Vec<usize>, CurriculumError> {
+        let mut passes = vec![0usize; cands.len()];
+        for (student, _) in model.members() {
+            for _ in 0..k {
+                let seed = self.next_sample_seed();
+                let traces: Vec<Trace> = self.meter.sample(student, cands, temperature, seed)?;
+                for (p, v) in passes.iter_mut().zip(self.meter.verify(cands, &traces)?) {
+                    *p += usize::from(v);
+                }
+            }
+        }
+        Ok(passes)
+    }
+
+    /// The seed of the next sampling call of the student.
+    pub fn next_sample_seed(&mut self) -> u64 {
+        let seed = stream_seed(self.seed, "sample").wrapping_add(self.sample_calls);
+        self.sample_calls += 1;
+        seed
+    }
+
+    /// Demonstrations for the accepted prompts from `source`: the teacher, or rejection
+    /// sampling from `pi_ref` (unsolved prompts get none).
+    pub fn demonstrate(
+        &mut self,
+        source: &Source,
+        accepted: Vec<Prompt>,
+        phase: usize,
+    ) -> Result<Vec<Demo>, CurriculumError> {
+        match *source {
+            Source::Teacher => Ok(self.meter.teach(accepted)?),
+            Source::Reference { max_samples } => {
+                let (reference, temperature) = self.reference()?;
+                let seed = stream_seed(self.seed, "reference").wrapping_add(phase as u64);
+                Ok(self
+                    .meter
+                    .rejection_sample(reference, &accepted, max_samples, temperature, seed)?
+                    .into_iter()
+                    .flatten()
+                    .collect())
+            }
+            Source::FilteredReference {
+                c_seq,
+                samples,
+                n,
+                delta,
+            } => {
+                let (reference, temperature) = self.reference()?;
+                let c_seq = c_seq.or_else(|| reference.coverage()).ok_or_else(|| {
+                    CoreError::Input(format!(
+                        "RLFineTune needs the coverage C_seq of pi_ref, and task {}'s reference \
+                         policy does not report one: give --strategy-param c_seq=C",
+                        self.task.name()
+                    ))
+                })?;
+                let samples =
+                    samples.unwrap_or_else(|| Source::rlfinetune_samples(c_seq, n, delta));
+                let min_prob = 1.0 / c_seq;
+                let seed = stream_seed(self.seed, "rlfinetune").wrapping_add(phase as u64);
+                Ok(self
+                    .meter
+                    .filtered_sample(reference, &accepted, samples, min_prob, temperature, seed)?
+                    .into_iter()
+                    .flatten()
+                    .collect())
+            }
+        }
+    }
+
+    fn reference(&self) -> Result<(&'a dyn autotune_core::Policy, f64), CurriculumError> {
+        self.task
+            .reference()
+            .ok_or_else(|| no_reference("this strategy", self.task.name()).into())
+    }
+
+    /// Trains the single model on the phase's new demonstrations (created on the first fit).
+    pub fn fit_single(
+        &mut self,
+        model: &mut Model,
+        new: &[Demo],
+    ) -> Result<FitStats, CurriculumError> {
+        let Model::Single(slot) = model else {
+            return Err(
+                CoreError::Invalid("a single-model strategy got an ensemble".into()).into(),
+            );
+        };
+        let student =
+            slot.get_or_insert_with(|| self.task.new_student(stream_seed(self.seed, "student")));
+        Ok(self.meter.fit(student, new)?)
+    }
+
+    /// A new ensemble member fitted on the phase (not yet added): a fresh student on the
+    /// phase's demonstrations (or all so far with `cfg.cumulative_members`), or with
+    /// `cfg.warm_start_members` a copy of the last member trained on the demonstrations it has
+    /// not seen.
+    pub fn fit_member(
+        &mut self,
+        model: &Model,
+        phase: &Phase,
+        cfg: &crate::StrategyConfig,
+    ) -> Result<(Box<dyn Student>, FitStats), CurriculumError> {
+        let (cumulative, warm) = (cfg.cumulative_members, cfg.warm_start_members);
+        let Model::Ensemble(members) = model else {
+            return Err(
+                CoreError::Invalid("an ensemble strategy got a single model".into()).into(),
+            );
+        };
+        let copy = match members.last() {
+            Some(last) if warm => {
+                let state = last.student.save().ok_or_else(|| {
+                    CoreError::Input(
+                        "warm_start=true needs a student that can be saved \
+                         (Student::save); this task's student cannot"
+                            .into(),
+                    )
+                })?;
+                Some(self.task.load_student(&state)?)
+            }
+            _ => None,
+        };
+        let all = phase.all;
+        let data = if copy.is_some() {
+            // The copy replays what the last member was trained on.
+            &all[self.last_member_demos.min(all.len())..]
+        } else if cumulative {
+            all
+        } else {
+            phase.new
+        };
+        let mut student = copy.unwrap_or_else(|| {
+            self.task
+                .new_student(stream_seed(self.seed, "member").wrapping_add(self.members_built))
+        });
+        self.members_built += 1;
+        let fit = self.meter.fit(&mut student, data)?;
+        Ok((student, fit))
+    }
+
+    /// Adds a fitted member with vote weight `alpha`.
+    pub fn push_member(
+        &mut self,
+        model: &mut Model,
+        student: Box<dyn Student>,
+        alpha: f64,
+        all_demos: usize,
+    ) {
+        if let Model::Ensemble(members) = model {
+            members.push(Member { student, alpha });
+            self.last_member_demos = all_demos;
+        }
+    }
 }
 
 /// How the curriculum sees one prompt under a model: its rank (None: not tested), the
@@ -144,17 +361,21 @@ pub struct PromptScore {
 /// this takes are not part of any run's ledger.
 pub fn score_prompts(
     task: &dyn Task,
-    cfg: &StrategyConfig,
+    strategy: &dyn Strategy,
     eps: f64,
     seed: u64,
     model: &Model,
     phase: usize,
     prompts: &[Prompt],
 ) -> Result<Vec<PromptScore>, CurriculumError> {
-    let budget = Budget::default();
-    let mut e = Engine::new(task, cfg, eps, seed, &budget);
-    let max_rank = e.max_rank(model);
-    Ok(e.score(model, phase, prompts)?
+    let mut cx = Context::new(task, seed, eps);
+    let max_rank = strategy.max_rank(model);
+    let scores = if model.is_empty() {
+        vec![Score::UNTESTED; prompts.len()]
+    } else {
+        strategy.score(&mut cx, model, phase, prompts)?
+    };
+    Ok(scores
         .into_iter()
         .map(|s| PromptScore {
             rank: s.rank,
@@ -172,23 +393,33 @@ pub fn no_reference(strategy: &str, task: &str) -> CoreError {
     ))
 }
 
-/// Runs the curriculum `cfg` on `task` for target error `eps`.
+/// The error for a strategy that ranks by samples (Algorithm 3) on a task whose student is
+/// deterministic.
+pub fn no_sampling(strategy: &str, task: &str) -> CoreError {
+    CoreError::Input(format!(
+        "strategy {strategy} ranks by samples of a stochastic student, and task {task}'s student \
+         is deterministic (its samples are its greedy answer): use autotune-paper, or a task \
+         whose student samples at a temperature (halfspace-cot, skills, arith)"
+    ))
+}
+
+/// Runs the curriculum `strategy` on `task` for target error `eps`.
 pub fn run_curriculum(
     task: &dyn Task,
-    cfg: &StrategyConfig,
+    strategy: &dyn Strategy,
     eps: f64,
     seed: u64,
     budget: &Budget,
     observer: &mut dyn Observer,
 ) -> Result<Outcome, CurriculumError> {
-    run_curriculum_journaled(task, cfg, eps, seed, budget, observer, None)
+    run_curriculum_journaled(task, strategy, eps, seed, budget, observer, None)
 }
 
 /// [`run_curriculum`] with every expensive result journaled in stream `run` of `journal`
 /// (and replayed from it where it already holds them: a resumed run).
 pub fn run_curriculum_journaled(
     task: &dyn Task,
-    cfg: &StrategyConfig,
+    strategy: &dyn Strategy,
     eps: f64,
     seed: u64,
     budget: &Budget,
@@ -198,75 +429,88 @@ pub fn run_curriculum_journaled(
     if !(eps > 0.0 && eps < 1.0) {
         return Err(CoreError::Invalid(format!("eps must be in (0, 1), got {eps}")).into());
     }
-    let mut engine = Engine::new(task, cfg, eps, seed, budget);
+    let mut cx = Context::new(task, seed, eps);
     if let Some((journal, run)) = journal {
-        engine.meter = Metered::new(task).with_journal(journal, run);
+        cx.meter = Metered::new(task).with_journal(journal, run);
     }
-    engine.run(observer)
+    Engine {
+        strategy,
+        budget,
+        cx,
+    }
+    .run(observer)
 }
 
-impl<'a> Engine<'a> {
-    fn new(
-        task: &'a dyn Task,
-        cfg: &'a StrategyConfig,
-        eps: f64,
-        seed: u64,
-        budget: &'a Budget,
-    ) -> Self {
-        Engine {
-            task,
-            cfg,
-            eps,
-            seed,
-            budget,
-            meter: Metered::new(task),
-            filter_rng: stream_rng(seed, "filter"),
-            sample_calls: 0,
-            members_built: 0,
-            last_member_demos: 0,
-        }
-    }
+struct Engine<'a> {
+    strategy: &'a dyn Strategy,
+    budget: &'a Budget,
+    cx: Context<'a>,
+}
 
+impl Engine<'_> {
     fn run(&mut self, observer: &mut dyn Observer) -> Result<Outcome, CurriculumError> {
-        if let Source::Reference { .. } = self.cfg.source {
-            if self.task.reference().is_none() {
-                return Err(no_reference(&self.cfg.name, self.task.name()).into());
-            }
+        let cfg = self.strategy.config();
+        let task = self.cx.task;
+        let eps = self.cx.eps;
+        if self.strategy.info().needs_reference && task.reference().is_none() {
+            return Err(no_reference(&cfg.name, task.name()).into());
         }
-        let mut source = self.task.prompts("train", self.seed)?;
-        let mut model = if self.cfg.ensemble {
-            Model::Ensemble(Vec::new())
-        } else {
-            Model::Single(None)
-        };
+        if self.strategy.info().needs_sampling && !task.student_samples() {
+            return Err(no_sampling(&cfg.name, task.name()).into());
+        }
+        let mut source = task.prompts("train", self.cx.seed)?;
+        let mut model = self.strategy.new_model();
         let mut all_demos: Vec<Demo> = Vec::new();
         let mut reports = Vec::new();
-        let certificate = self.cfg.certificate_draws(self.eps);
+        let certificate = self.strategy.certificate();
+        let part = self.strategy.part_size();
+        // Tests of the certificate so far (one per run of rejections).
+        let mut attempts = 0u64;
         let mut est_accept = 1.0f64;
         let mut stop = StopReason::MaxPhases;
         let mut phase = 0usize;
-        'phases: while phase < self.cfg.max_phases {
-            let target = self.phase_target(phase, all_demos.len());
-            let want = target + self.edge_prompts();
+        'phases: while phase < cfg.max_phases {
+            let target = self.strategy.phase_target(phase, all_demos.len());
+            let want = target + self.strategy.held_back();
             // Test and Filter: draw candidates, score them, accept by rejection sampling.
             let mut accepted: Vec<Prompt> = Vec::with_capacity(want);
-            let max_rank = self.max_rank(&model);
+            let max_rank = self.strategy.max_rank(&model);
             let mut hist: Vec<u64> = Vec::new();
             let mut drawn = 0u64;
             let mut since_accept = 0u64;
             let mut vote_errors = 0u64;
-            let mut certified = false;
+            let mut certified = None;
+            let mut part_left = part.map(|p| p as u64);
+            attempts += 1;
+            let mut cert_draws = certificate.map(|c| c.draws(eps, attempts));
             while accepted.len() < want {
                 if let Some(what) = self.budget_exhausted(all_demos.len() as u64) {
                     stop = StopReason::Budget { what };
                     break 'phases;
                 }
+                if part_left == Some(0) {
+                    break;
+                }
                 let need = (want - accepted.len()) as f64;
                 let mut n = (need / est_accept.max(1e-4) * 1.1).ceil() as u64;
-                n = n.clamp(8, 4096).min((certificate - since_accept).max(8));
+                n = n.clamp(8, 4096);
+                if let Some(m) = cert_draws {
+                    n = n.min(m.saturating_sub(since_accept).max(8));
+                }
+                if let Some(left) = part_left {
+                    n = n.min(left);
+                }
                 let cands = source.draw(n as usize)?;
-                self.meter.count_drawn(cands.len());
-                let scores = self.score(&model, phase, &cands)?;
+                if let Some(left) = part_left.as_mut() {
+                    *left -= cands.len() as u64;
+                }
+                self.cx.meter.count_drawn(cands.len());
+                let scores = if model.is_empty() {
+                    // Nothing to test yet: every prompt is accepted.
+                    vec![Score::UNTESTED; cands.len()]
+                } else {
+                    self.strategy.score(&mut self.cx, &model, phase, &cands)?
+                };
                 for (c, s) in cands.into_iter().zip(scores) {
                     if let Some(r) = s.rank {
                         if hist.len() <= max_rank {
@@ -275,45 +519,47 @@ impl<'a> Engine<'a> {
                         hist[r.min(max_rank)] += 1;
                     }
                     drawn += 1;
-                    if s.accept >= 1.0
-                        || (s.accept > 0.0 && self.filter_rng.gen::<f64>() < s.accept)
-                    {
+                    if s.accept >= 1.0 || (s.accept > 0.0 && self.cx.uniform() < s.accept) {
                         accepted.push(c);
                         since_accept = 0;
                         vote_errors = 0;
                         if accepted.len() == want {
                             break;
                         }
+                        attempts += 1;
+                        cert_draws = certificate.map(|c| c.draws(eps, attempts));
                     } else {
                         since_accept += 1;
                         vote_errors += u64::from(s.vote_ok == Some(false));
-                        if since_accept >= certificate {
-                            certified = true;
+                        if cert_draws.is_some_and(|m| since_accept >= m) {
+                            certified = cert_draws;
                             break;
                         }
                     }
                 }
-                if certified {
+                if certified.is_some() {
                     break;
                 }
                 est_accept = (accepted.len() as f64 / drawn as f64).max(1e-4);
             }
-            if certified {
+            if let Some(draws) = certified {
                 // The model is certified; prompts accepted earlier in this phase were not paid
                 // for by the teacher, and are dropped.
                 stop = if vote_errors == 0 {
-                    StopReason::Certificate { draws: certificate }
+                    StopReason::Certificate { draws }
                 } else {
-                    StopReason::FilterExhausted {
-                        draws: certificate,
-                        vote_errors,
-                    }
+                    StopReason::FilterExhausted { draws, vote_errors }
                 };
                 break;
             }
+            let aborted = accepted.len() < want;
+            if let Some(left) = part_left.filter(|l| *l > 0) {
+                // The rest of this phase's part is never looked at.
+                source.skip(left as usize)?;
+            }
             est_accept = accepted.len() as f64 / drawn.max(1) as f64;
-            // Update: teacher demonstrations on accepted prompts only, then train.
-            let edge_set: Vec<Prompt> = if accepted.len() > target {
+            // Update: demonstrations on accepted prompts only, then train.
+            let held_back: Vec<Prompt> = if accepted.len() > target {
                 accepted.split_off(target)
             } else {
                 Vec::new()
@@ -323,34 +569,42 @@ impl<'a> Engine<'a> {
                 accepted.truncate(left);
             }
             let n_accepted = accepted.len();
-            let demos = self.demonstrate(accepted, phase)?;
+            let demos = self.strategy.demonstrate(&mut self.cx, accepted, phase)?;
             let n_demos = demos.len();
             all_demos.extend(demos);
-            let new = &all_demos[all_demos.len() - n_demos..];
-            let (fit, member_error, member_added) =
-                self.update(&mut model, new, &all_demos, &edge_set)?;
+            let update = self.strategy.update(
+                &mut self.cx,
+                &mut model,
+                &Phase {
+                    phase,
+                    new: &all_demos[all_demos.len() - n_demos..],
+                    all: &all_demos,
+                    held_back: &held_back,
+                },
+            )?;
             let report = PhaseReport {
                 phase,
                 demos: n_demos,
-                unsolved: n_accepted - n_demos,
+                unsolved: n_accepted.saturating_sub(n_demos),
                 drawn,
                 // The filter's acceptance (prompts no pi_ref sample solved were accepted too).
                 acceptance_rate: if drawn == 0 {
                     1.0
                 } else {
-                    (n_accepted + edge_set.len()) as f64 / drawn as f64
+                    (n_accepted + held_back.len()) as f64 / drawn as f64
                 },
                 rank_histogram: hist,
                 max_rank: if drawn == 0 { 0 } else { max_rank },
-                member_error,
-                member_added,
+                member_error: update.member_error,
+                aborted: aborted && part.is_some(),
+                member_added: update.member_added,
                 members: model.len(),
-                fit,
-                ledger: self.meter.snapshot(),
+                fit: update.fit,
+                ledger: self.cx.meter.snapshot(),
             };
             let t0 = std::time::Instant::now();
             let control = observer.on_phase(&report, &model);
-            self.meter.exclude_time(t0.elapsed());
+            self.cx.meter.exclude_time(t0.elapsed());
             reports.push(report);
             phase += 1;
             if control == Control::Stop {
@@ -361,71 +615,15 @@ impl<'a> Engine<'a> {
         Ok(Outcome {
             stop,
             phases: phase,
-            ledger: self.meter.snapshot(),
+            ledger: self.cx.meter.snapshot(),
             model,
             reports,
             demos: all_demos,
         })
     }
 
-    /// Update, first half: demonstrations for the accepted prompts, from the teacher or by
-    /// rejection sampling from `pi_ref` (unsolved prompts get none).
-    fn demonstrate(
-        &mut self,
-        accepted: Vec<Prompt>,
-        phase: usize,
-    ) -> Result<Vec<Demo>, CurriculumError> {
-        match self.cfg.source {
-            Source::Teacher => Ok(self.meter.teach(accepted)?),
-            Source::Reference { max_samples } => {
-                let (reference, temperature) = self
-                    .task
-                    .reference()
-                    .expect("checked at the start of the run");
-                let seed = stream_seed(self.seed, "reference").wrapping_add(phase as u64);
-                Ok(self
-                    .meter
-                    .rejection_sample(reference, &accepted, max_samples, temperature, seed)?
-                    .into_iter()
-                    .flatten()
-                    .collect())
-            }
-        }
-    }
-
-    /// The highest rank a candidate can get from `model` under this mask (0: no test).
-    fn max_rank(&self, model: &Model) -> usize {
-        match self.cfg.mask {
-            _ if model.is_empty() => 0,
-            Mask::Uniform => 0,
-            Mask::ZeroVariance { k, .. } | Mask::Learnability { k, .. } => k * model.len(),
-            Mask::Counterexample | Mask::BoostByMajority { .. } | Mask::FilterBoost { .. } => {
-                model.len()
-            }
-        }
-    }
-
-    fn edge_prompts(&self) -> usize {
-        match self.cfg.mask {
-            Mask::FilterBoost { .. } => self.cfg.edge_prompts,
-            _ => 0,
-        }
-    }
-
-    /// Demonstrations to buy in `phase`, given `total` so far.
-    fn phase_target(&self, phase: usize, total: usize) -> usize {
-        if phase == 0 {
-            return self.cfg.init_demos;
-        }
-        if self.cfg.growth > 1.0 {
-            let next = ((total as f64) * self.cfg.growth).ceil() as usize;
-            return next.saturating_sub(total).max(self.cfg.phase_demos).max(1);
-        }
-        self.cfg.phase_demos
-    }
-
     fn budget_exhausted(&self, demos: u64) -> Option<String> {
-        let l = self.meter.snapshot();
+        let l = self.cx.meter.snapshot();
         if self.budget.max_demos.is_some_and(|m| demos >= m) {
             return Some("demos".into());
         }
@@ -440,202 +638,5 @@ impl<'a> Engine<'a> {
             return Some("seconds".into());
         }
         None
-    }
-
-    /// Test: rank every candidate with the current model, and weigh it by the mask.
-    fn score(
-        &mut self,
-        model: &Model,
-        phase: usize,
-        cands: &[Prompt],
-    ) -> Result<Vec<Score>, CurriculumError> {
-        let untested = || {
-            (0..cands.len())
-                .map(|_| Score {
-                    rank: None,
-                    accept: 1.0,
-                    vote_ok: None,
-                })
-                .collect()
-        };
-        if model.is_empty() {
-            // Nothing to test yet: every prompt is accepted.
-            return Ok(untested());
-        }
-        Ok(match self.cfg.mask {
-            // Non-adaptive: no test, every prompt accepted.
-            Mask::Uniform => untested(),
-            Mask::ZeroVariance { k, temperature } | Mask::Learnability { k, temperature } => {
-                let passes = self.pass_counts(model, cands, k, temperature)?;
-                passes
-                    .into_iter()
-                    .map(|p| Score {
-                        rank: Some(p),
-                        // These masks give no weight to prompts the model always fails, so a
-                        // run of rejections certifies nothing unless every sample of every
-                        // rejected candidate was right.
-                        vote_ok: Some(p == k * model.len()),
-                        accept: match self.cfg.mask {
-                            Mask::ZeroVariance { .. } => zero_variance_weight(p, k),
-                            _ => learnability_weight(p as f64 / k as f64),
-                        },
-                    })
-                    .collect()
-            }
-            Mask::Counterexample | Mask::BoostByMajority { .. } | Mask::FilterBoost { .. } => {
-                let verdicts = self.member_verdicts(model, cands)?;
-                verdicts
-                    .into_iter()
-                    .map(|v| {
-                        let rank = v.iter().filter(|(c, _, _)| *c).count();
-                        let vote = plurality(v.iter().map(|(_, a, ans)| (ans.as_slice(), *a)));
-                        // The vote is right iff it picked the answer of a member judged right.
-                        let vote_ok =
-                            vote.map(|w| v.iter().any(|(c, _, ans)| *c && ans.as_slice() == w));
-                        let accept = match self.cfg.mask {
-                            Mask::Counterexample => f64::from(u8::from(rank == 0)),
-                            Mask::BoostByMajority { gamma } => {
-                                let k = self.cfg.max_phases;
-                                let max = bbm_max_weight(k, phase, gamma);
-                                if max > 0.0 {
-                                    bbm_weight(k, phase, rank, gamma) / max
-                                } else {
-                                    0.0
-                                }
-                            }
-                            Mask::FilterBoost { madaboost } => {
-                                let f: f64 =
-                                    v.iter().map(|(c, a, _)| if *c { *a } else { -*a }).sum();
-                                if madaboost {
-                                    madaboost_weight(f)
-                                } else {
-                                    filterboost_weight(f)
-                                }
-                            }
-                            _ => unreachable!(),
-                        };
-                        Score {
-                            rank: Some(rank),
-                            accept,
-                            vote_ok,
-                        }
-                    })
-                    .collect()
-            }
-        })
-    }
-
-    /// Per candidate, per member: (verdict on the member's greedy answer, the member's vote
-    /// weight, the answer).
-    #[allow(clippy::type_complexity)]
-    fn member_verdicts(
-        &mut self,
-        model: &Model,
-        cands: &[Prompt],
-    ) -> Result<Vec<Vec<(bool, f64, Vec<Token>)>>, CurriculumError> {
-        let mut out: Vec<Vec<(bool, f64, Vec<Token>)>> =
-            vec![Vec::with_capacity(model.len()); cands.len()];
-        for (student, alpha) in model.members() {
-            let traces = self.meter.generate(student, cands)?;
-            let verdicts = self.meter.verify(cands, &traces)?;
-            for ((o, v), t) in out.iter_mut().zip(verdicts).zip(traces) {
-                o.push((v, alpha, t.answer().to_vec()));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Per candidate: how many of `k` samples of the single model the verifier accepts.
-    fn pass_counts(
-        &mut self,
-        model: &Model,
-        cands: &[Prompt],
-        k: usize,
-        temperature: f64,
-    ) -> Result<Vec<usize>, CurriculumError> {
-        let mut passes = vec![0usize; cands.len()];
-        for (student, _) in model.members() {
-            for _ in 0..k {
-                let seed = stream_seed(self.seed, "sample").wrapping_add(self.sample_calls);
-                self.sample_calls += 1;
-                let traces: Vec<Trace> = self.meter.sample(student, cands, temperature, seed)?;
-                for (p, v) in passes.iter_mut().zip(self.meter.verify(cands, &traces)?) {
-                    *p += usize::from(v);
-                }
-            }
-        }
-        Ok(passes)
-    }
-
-    /// Update: train the single model, or a new member (and measure its edge).
-    fn update(
-        &mut self,
-        model: &mut Model,
-        new: &[Demo],
-        all: &[Demo],
-        edge_set: &[Prompt],
-    ) -> Result<(FitStats, Option<f64>, bool), CurriculumError> {
-        match model {
-            Model::Single(slot) => {
-                let student = slot.get_or_insert_with(|| {
-                    self.task.new_student(stream_seed(self.seed, "student"))
-                });
-                let fit = self.meter.fit(student, new)?;
-                Ok((fit, None, true))
-            }
-            Model::Ensemble(members) => {
-                let warm = match members.last() {
-                    Some(last) if self.cfg.warm_start_members => {
-                        let state = last.student.save().ok_or_else(|| {
-                            autotune_core::CoreError::Input(
-                                "warm_start=true needs a student that can be saved \
-                                 (Student::save); this task's student cannot"
-                                    .into(),
-                            )
-                        })?;
-                        Some(self.task.load_student(&state)?)
-                    }
-                    _ => None,
-                };
-                let data = if warm.is_some() {
-                    // The copy replays what the last member was trained on.
-                    &all[self.last_member_demos.min(all.len())..]
-                } else if self.cfg.cumulative_members {
-                    all
-                } else {
-                    new
-                };
-                let mut student = warm.unwrap_or_else(|| {
-                    self.task.new_student(
-                        stream_seed(self.seed, "member").wrapping_add(self.members_built),
-                    )
-                });
-                self.members_built += 1;
-                let fit = self.meter.fit(&mut student, data)?;
-                let (alpha, err) = if let Mask::FilterBoost { .. } = self.cfg.mask {
-                    if edge_set.is_empty() {
-                        return Ok((fit, None, false));
-                    }
-                    let traces = self.meter.generate(student.as_ref(), edge_set)?;
-                    let errors = self
-                        .meter
-                        .verify(edge_set, &traces)?
-                        .iter()
-                        .filter(|v| !**v)
-                        .count();
-                    let err = errors as f64 / edge_set.len() as f64;
-                    let edge = smoothed_edge(errors, edge_set.len());
-                    if edge <= 0.0 {
-                        return Ok((fit, Some(err), false));
-                    }
-                    (member_alpha(edge), Some(err))
-                } else {
-                    (1.0, None)
-                };
-                members.push(Member { student, alpha });
-                self.last_member_demos = all.len();
-                Ok((fit, err, true))
-            }
-        }
     }
 }

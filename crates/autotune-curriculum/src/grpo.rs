@@ -36,18 +36,35 @@ pub enum Selector {
 }
 
 impl Selector {
+    /// The selector of a registered strategy's mask (`uniform`, `zero-variance`,
+    /// `autotune-cex`), or `autotune`, the name `autotune rl` has always used for
+    /// `autotune-cex`'s.
     pub fn parse(name: &str) -> Result<Self, CurriculumError> {
-        match name {
-            "uniform" => Ok(Selector::Uniform),
-            "zero-variance" => Ok(Selector::ZeroVariance),
-            "autotune" => Ok(Selector::Autotune),
-            other => Err(CoreError::BadParam {
-                key: "selector".into(),
-                value: other.into(),
-                expected: "uniform, zero-variance or autotune".into(),
-            }
-            .into()),
+        let with = || {
+            crate::STRATEGIES
+                .iter()
+                .filter(|s| s.selector.is_some())
+                .map(|s| s.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if name == "autotune" {
+            return Ok(Selector::Autotune);
         }
+        crate::strategy_info(name)
+            .ok()
+            .and_then(|s| s.selector)
+            .ok_or_else(|| {
+                CoreError::BadParam {
+                    key: "selector".into(),
+                    value: name.into(),
+                    expected: format!(
+                        "a strategy with a prompt selector: {} (or autotune)",
+                        with()
+                    ),
+                }
+                .into()
+            })
     }
 
     pub fn name(self) -> &'static str {

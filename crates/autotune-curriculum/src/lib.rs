@@ -1,24 +1,28 @@
 //! The autocurriculum of "Learning to Reason with Curriculum I" (COLT 2026), and the baselines.
 //!
 //! This crate knows nothing of files, terminals or HTTP: it takes a [`Task`](autotune_core::Task)
-//! and a [`StrategyConfig`], runs the Test/Filter/Update loop through the ledger, and reports
-//! each phase to an [`Observer`].
+//! and a [`Strategy`] from the registry ([`STRATEGIES`], built by [`build_strategy`]), runs the
+//! Test/Filter/Update loop through the ledger, and reports each phase to an [`Observer`].
+//! Each strategy is one file under `strategies/`.
 
 mod engine;
 pub mod grpo;
 mod model;
+pub mod pool;
+mod strategies;
 mod strategy;
 pub mod weights;
 
 pub use engine::{
-    no_reference, run_curriculum, run_curriculum_journaled, score_prompts, Budget, Control,
-    NoObserver, Observer, Outcome, PhaseReport, PromptScore, StopReason,
+    no_reference, no_sampling, run_curriculum, run_curriculum_journaled, score_prompts, Budget,
+    Context, Control, NoObserver, Observer, Outcome, PhaseReport, PromptScore, StopReason,
 };
 pub use grpo::{run_grpo, GrpoConfig, GrpoObserver, GrpoOutcome, GrpoStep, Selector};
 pub use model::{plurality, Member, Model};
 pub use strategy::{
-    build_strategy, strategy_info, strategy_names, Mask, Source, StrategyConfig, StrategyInfo,
-    STRATEGIES,
+    build_strategy, certificate_rule, strategy_info, strategy_names, Certificate, CertificateRule,
+    MaskInfo, Output, Phase, Resolved, Score, Source, Strategy, StrategyConfig, StrategyInfo,
+    Update, STRATEGIES,
 };
 
 use thiserror::Error;

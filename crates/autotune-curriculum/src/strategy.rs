@@ -1,28 +1,20 @@
-//! The curricula, selectable by name, with validated hyper-parameters.
+//! What a curriculum is: one [`Strategy`] per file under `strategies/`, its parameters checked
+//! once into a typed value, and one registry ([`STRATEGIES`]) that the engine, the CLI,
+//! `autotune strategies`, the service and the policy-gradient selectors all read.
+//!
+//! A new strategy is one file (a `StrategyInfo` constant and a type implementing [`Strategy`])
+//! and one line in [`STRATEGIES`].
 
-use autotune_core::{ParamSpec, Params};
+use autotune_core::{CoreError, Demo, FitStats, ParamSpec, Params, Prompt};
+use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 
-use crate::weights::bbm_phases;
+use crate::engine::Context;
+use crate::grpo::Selector;
+use crate::model::Model;
+use crate::pool::{PoolOutcomes, Scored};
+use crate::strategies;
 use crate::CurriculumError;
-
-/// The mask: which tested prompts get a teacher demonstration.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Mask {
-    /// Weight 1 everywhere: non-adaptive SFT.
-    Uniform,
-    /// Weight 1 where the current model's greedy answer is wrong.
-    Counterexample,
-    /// Boost-by-majority over ranks, with the edge `gamma` guessed in advance.
-    BoostByMajority { gamma: f64 },
-    /// Adaptive weights of the margin: FilterBoost `1/(1+e^F)` or MadaBoost `min(1, e^-F)`.
-    FilterBoost { madaboost: bool },
-    /// DAPO dynamic sampling: pass rate over `k` samples strictly between 0 and 1.
-    ZeroVariance { k: usize, temperature: f64 },
-    /// Weight `p(1-p)` of the pass rate over `k` samples.
-    Learnability { k: usize, temperature: f64 },
-}
 
 /// Where the demonstrations of accepted prompts come from.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -34,13 +26,66 @@ pub enum Source {
     /// teacher): up to `max_samples` samples per accepted prompt, the first one the verifier
     /// accepts is the demonstration.
     Reference { max_samples: usize },
+    /// The paper's RLFineTune (Algorithm 4): `m = C_seq ln(4 n C_seq / delta)` chains of
+    /// thought per accepted prompt from `pi_ref` (or `samples` when given), deduplicated; the
+    /// distinct ones the verifier accepts whose probability under `pi_ref` is at least
+    /// `1/C_seq` are kept. `c_seq: None` takes the reference policy's own coverage.
+    FilteredReference {
+        c_seq: Option<f64>,
+        samples: Option<usize>,
+        n: u64,
+        delta: f64,
+    },
 }
 
-/// A fully resolved curriculum.
+impl Source {
+    /// RLFineTune's samples per prompt `m = ceil(C_seq ln(4 n C_seq / delta))`.
+    pub fn rlfinetune_samples(c_seq: f64, n: u64, delta: f64) -> usize {
+        (c_seq * (4.0 * n.max(1) as f64 * c_seq / delta).ln())
+            .ceil()
+            .max(1.0) as usize
+    }
+}
+
+/// The mask a strategy applies, as written into run configurations: its kind and its
+/// parameters, in the order given (for reading, never matched on).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MaskInfo {
+    pub kind: &'static str,
+    pub fields: Vec<(&'static str, serde_json::Value)>,
+}
+
+impl MaskInfo {
+    pub fn new(kind: &'static str) -> Self {
+        Self {
+            kind,
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, key: &'static str, value: impl Into<serde_json::Value>) -> Self {
+        self.fields.push((key, value.into()));
+        self
+    }
+}
+
+impl Serialize for MaskInfo {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(1 + self.fields.len()))?;
+        m.serialize_entry("kind", self.kind)?;
+        for (k, v) in &self.fields {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// The phase loop's common settings of a resolved strategy (written into `result.json` and
+/// `config.toml`).
 #[derive(Clone, Debug, Serialize)]
 pub struct StrategyConfig {
     pub name: String,
-    pub mask: Mask,
+    pub mask: MaskInfo,
     /// Ensemble of per-phase members (true) or one model that keeps training (false).
     pub ensemble: bool,
     /// Demonstrations in phase 0.
@@ -50,7 +95,7 @@ pub struct StrategyConfig {
     /// The total number of demonstrations grows by at least this factor per phase (1: fixed
     /// phase sizes).
     pub growth: f64,
-    /// At most this many phases (K for boost-by-majority).
+    /// At most this many phases (K for boost-by-majority, k for the paper's AutoTune).
     pub max_phases: usize,
     /// Confidence of the stop certificate.
     pub delta: f64,
@@ -64,175 +109,245 @@ pub struct StrategyConfig {
     pub warm_start_members: bool,
     /// Teacher demonstrations, or rejection sampling from `pi_ref`.
     pub source: Source,
+    /// How the ensemble answers (plurality vote of greedy answers unless the strategy says).
+    #[serde(skip_serializing_if = "Output::is_plurality")]
+    pub output: Output,
     /// The resolved parameters, as given (for the run's configuration file).
     pub params: Params,
 }
 
-impl StrategyConfig {
-    /// Draws without an acceptance after which the filter's certificate stops the run:
-    /// if the mistake mass were above `eps`, `M` rejections in a row would happen with
-    /// probability at most `delta`. Masks whose weight on a mistake is at least 1/2 of the
-    /// maximum (FilterBoost, boost-by-majority near the boundary) need twice as many.
-    pub fn certificate_draws(&self, eps: f64) -> u64 {
-        let factor = match self.mask {
-            Mask::Counterexample => 1.0,
-            _ => 2.0,
-        };
-        ((factor / eps) * (1.0 / self.delta).ln()).ceil() as u64
+/// How a trained ensemble answers a prompt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Output {
+    /// The plurality vote of the members' greedy answers (Algorithm 1).
+    #[default]
+    Plurality,
+    /// The uniform mixture (Algorithm 3): a uniformly chosen member's answer sampled at
+    /// `temperature`. Judged by the paper's metric `Pr_x[Acc_x >= accuracy]` (3/5), and by
+    /// its plain accuracy.
+    Mixture { temperature: f64, accuracy: f64 },
+    /// AutoTune_cons: the plurality of `votes` independent answers of the mixture.
+    Consensus { votes: usize, temperature: f64 },
+}
+
+impl Output {
+    pub fn is_plurality(&self) -> bool {
+        *self == Output::Plurality
     }
 }
 
-/// A curriculum's name, summary and parameters, for `autotune strategies`.
+/// How the stop certificate spends its confidence `delta` (see [`Certificate`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CertificateRule {
+    /// Every run of rejections is a test at the full `delta` (the engine before the union
+    /// bound; repeated tests make its false-certificate rate exceed `delta`).
+    Naive,
+    /// The `a`-th test of the run is at `delta / (a (a + 1))`: the tests' levels sum to
+    /// `delta`, so the run certifies a model of error above eps with probability at most
+    /// `delta` however many tests it makes.
+    Spent,
+}
+
+/// The stop certificate of a strategy that has one: stop after `M` rejections in a row when
+/// the output was right on all of them. If the output's error were above eps, a rejection would
+/// happen with probability at most `1 - eps / factor` (`factor`: 1 where every mistake is
+/// accepted, 2 where a mistake's weight is at least half the maximum), so `M = (factor / eps)
+/// ln(1/delta_a)` rejections in a row happen with probability at most `delta_a`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Certificate {
+    pub factor: f64,
+    pub delta: f64,
+    pub rule: CertificateRule,
+}
+
+impl Certificate {
+    /// The level of test number `attempt` (1-based).
+    pub fn level(&self, attempt: u64) -> f64 {
+        match self.rule {
+            CertificateRule::Naive => self.delta,
+            CertificateRule::Spent => {
+                let a = attempt.max(1) as f64;
+                self.delta / (a * (a + 1.0))
+            }
+        }
+    }
+
+    /// Rejections in a row that certify at test number `attempt`.
+    pub fn draws(&self, eps: f64, attempt: u64) -> u64 {
+        ((self.factor / eps) * (1.0 / self.level(attempt)).ln()).ceil() as u64
+    }
+}
+
+/// The score of a tested candidate: its rank, its acceptance probability, and whether the
+/// output model (the vote, or the single model's greedy answer) is right on it, where known.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Score {
+    /// `None`: the candidate was not tested.
+    pub rank: Option<usize>,
+    /// Probability of acceptance; 0 and 1 are decided without a random draw.
+    pub accept: f64,
+    pub vote_ok: Option<bool>,
+}
+
+impl Score {
+    /// Accepted without a test.
+    pub const UNTESTED: Score = Score {
+        rank: None,
+        accept: 1.0,
+        vote_ok: None,
+    };
+}
+
+/// What an update did: the fit, the new member's measured error (where the strategy measures
+/// one) and whether a member was added.
+pub struct Update {
+    pub fit: FitStats,
+    pub member_error: Option<f64>,
+    pub member_added: bool,
+}
+
+/// What the update of one phase trains on.
+pub struct Phase<'d> {
+    pub phase: usize,
+    /// The demonstrations bought in this phase.
+    pub new: &'d [Demo],
+    /// Every demonstration so far, this phase's last.
+    pub all: &'d [Demo],
+    /// Accepted prompts held back from the teacher (to measure the new member).
+    pub held_back: &'d [Prompt],
+}
+
+/// A curriculum: how the engine's Test, Filter and Update steps behave.
+pub trait Strategy: Send + Sync {
+    /// The registry entry.
+    fn info(&self) -> &'static StrategyInfo;
+
+    /// The resolved settings of the phase loop.
+    fn config(&self) -> &StrategyConfig;
+
+    /// The highest rank a candidate can get from `model` (0: no test).
+    fn max_rank(&self, model: &Model) -> usize;
+
+    /// Test and Filter: rank every candidate under a non-empty `model` and weigh it.
+    fn score(
+        &self,
+        cx: &mut Context,
+        model: &Model,
+        phase: usize,
+        cands: &[Prompt],
+    ) -> Result<Vec<Score>, CurriculumError>;
+
+    /// Update: train on the phase's demonstrations.
+    fn update(
+        &self,
+        cx: &mut Context,
+        model: &mut Model,
+        phase: &Phase,
+    ) -> Result<Update, CurriculumError>;
+
+    /// What the run trains: an empty ensemble, or no single model yet.
+    fn new_model(&self) -> Model {
+        if self.config().ensemble {
+            Model::Ensemble(Vec::new())
+        } else {
+            Model::Single(None)
+        }
+    }
+
+    /// Accepted prompts per phase held back from the teacher (to measure the new member).
+    fn held_back(&self) -> usize {
+        0
+    }
+
+    /// Demonstrations to buy in `phase`, given `total` so far.
+    fn phase_target(&self, phase: usize, total: usize) -> usize {
+        let c = self.config();
+        if phase == 0 {
+            return c.init_demos;
+        }
+        if c.growth > 1.0 {
+            let next = ((total as f64) * c.growth).ceil() as usize;
+            return next.saturating_sub(total).max(c.phase_demos).max(1);
+        }
+        c.phase_demos
+    }
+
+    /// The stop certificate; `None` for strategies that run all their phases.
+    fn certificate(&self) -> Option<Certificate> {
+        Some(Certificate {
+            factor: 2.0,
+            delta: self.config().delta,
+            rule: certificate_rule(self.config()),
+        })
+    }
+
+    /// Prompts each phase may scan, when the strategy splits a prompt dataset into one part
+    /// per phase (the paper's Algorithm 1); `None`: every phase draws from one stream.
+    fn part_size(&self) -> Option<usize> {
+        None
+    }
+
+    /// Update, first half: demonstrations for the accepted prompts.
+    fn demonstrate(
+        &self,
+        cx: &mut Context,
+        accepted: Vec<Prompt>,
+        phase: usize,
+    ) -> Result<Vec<Demo>, CurriculumError> {
+        cx.demonstrate(&self.config().source, accepted, phase)
+    }
+
+    /// The weight of a prompt from outcomes an external trainer reported (the service);
+    /// `None` where the strategy cannot be served that way.
+    fn pool_weight(&self, outcomes: &PoolOutcomes) -> Option<Scored> {
+        let _ = outcomes;
+        None
+    }
+
+    /// Whether pool prompts are ranked by ensemble members (one per phase) or by the samples
+    /// of the current phase's model.
+    fn pool_is_ensemble(&self) -> bool {
+        self.config().ensemble
+    }
+}
+
+/// A curriculum's registry entry: name, summary, parameters and builder.
 pub struct StrategyInfo {
     pub name: &'static str,
     /// Learns without a teacher, by rejection sampling from the task's reference policy
     /// (`pi_ref`); runs only on tasks given one.
     pub needs_reference: bool,
+    /// Samples the student at a temperature (the task's student must sample: a deterministic
+    /// student's samples would all be its greedy answer).
+    pub needs_sampling: bool,
+    /// In the demo's comparison and `--strategies all` (the faithful algorithms, whose runs
+    /// are much longer, are asked for by name).
+    pub in_all: bool,
+    /// The prompt selector of the policy-gradient trainer (`autotune rl`) this mask gives.
+    pub selector: Option<Selector>,
     pub summary: &'static str,
     pub params: &'static [ParamSpec],
+    /// Builds the strategy from resolved parameters (checked once, here).
+    pub build: fn(&Resolved) -> Result<Box<dyn Strategy>, CurriculumError>,
 }
 
-const DELTA: ParamSpec = ParamSpec {
-    key: "delta",
-    default: "0.01",
-    help: "confidence of the stop certificate (stop after (c/eps) ln(1/delta) rejections in a row)",
-};
-const INIT: ParamSpec = ParamSpec {
-    key: "init_demos",
-    default: "auto",
-    help: "demonstrations in phase 0 (auto: d)",
-};
-const MAX_PHASES: ParamSpec = ParamSpec {
-    key: "max_phases",
-    default: "auto",
-    help: "at most this many phases (auto: 100000; boost-by-majority: K)",
-};
-const BATCH: ParamSpec = ParamSpec {
-    key: "batch",
-    default: "auto",
-    help: "demonstrations per phase after phase 0 (auto: max(1, d/8))",
-};
-const PER_PHASE: ParamSpec = ParamSpec {
-    key: "demos_per_phase",
-    default: "auto",
-    help: "demonstrations m per member (auto: d)",
-};
-const CUMULATIVE: ParamSpec = ParamSpec {
-    key: "cumulative",
-    default: "true",
-    help: "train each member on all demonstrations so far (practice, measured better) or only on its phase's (false: faithful boosting)",
-};
-const WARM_START: ParamSpec = ParamSpec {
-    key: "warm_start",
-    default: "false",
-    help: "each new member starts as a copy of the last one and trains on to the new demonstrations (students with a replay buffer, e.g. arith's neural student)",
-};
-const GROWTH_SMALL: ParamSpec = ParamSpec {
-    key: "growth",
-    default: "1.05",
-    help:
-        "each phase adds at least (growth - 1) x the demonstrations so far (checkpoint resolution)",
-};
-const MAX_SAMPLES: ParamSpec = ParamSpec {
-    key: "max_samples",
-    default: "256",
-    help: "rejection sampling: at most this many pi_ref samples per prompt (none accepted: the prompt is unsolved, its samples still counted)",
-};
-const K: ParamSpec = ParamSpec {
-    key: "k",
-    default: "8",
-    help: "samples per prompt for the pass rate",
-};
-const TEMP: ParamSpec = ParamSpec {
-    key: "temperature",
-    default: "1.0",
-    help: "sampling temperature for the pass rate",
-};
-
-/// Every curriculum, by name.
-pub const STRATEGIES: &[StrategyInfo] = &[
-    StrategyInfo {
-        name: "uniform",
-        needs_reference: false,
-        summary: "non-adaptive SFT (Joshi et al. 2025): demonstrations on i.i.d. prompts, one model, geometric checkpoints",
-        params: &[
-            INIT,
-            ParamSpec { key: "growth", default: "1.15", help: "total demonstrations grow by this factor per checkpoint" },
-            MAX_PHASES,
-        ],
-    },
-    StrategyInfo {
-        name: "autotune-bbm",
-        needs_reference: false,
-        summary: "AutoTune, faithful: boost-by-majority weights over verifier ranks, rejection sampling, plurality vote, certificate stop",
-        params: &[
-            ParamSpec { key: "gamma", default: "0.25", help: "assumed edge of each member on its filtered distribution" },
-            ParamSpec { key: "phases", default: "auto", help: "K, odd (auto: smallest odd K with exp(-2 gamma^2 K) <= eps)" },
-            PER_PHASE,
-            CUMULATIVE,
-            WARM_START,
-            DELTA,
-        ],
-    },
-    StrategyInfo {
-        name: "autotune-filterboost",
-        needs_reference: false,
-        summary: "AutoTune, adaptive: FilterBoost (or MadaBoost) weights of the vote margin, member edges measured on fresh filtered prompts",
-        params: &[
-            ParamSpec { key: "variant", default: "filterboost", help: "filterboost | madaboost" },
-            PER_PHASE,
-            ParamSpec { key: "edge_prompts", default: "auto", help: "filtered prompts per phase to measure the member's edge (auto: m/2), verifier only" },
-            MAX_PHASES,
-            CUMULATIVE,
-            WARM_START,
-            DELTA,
-        ],
-    },
-    StrategyInfo {
-        name: "autotune-cex",
-        needs_reference: false,
-        summary: "AutoTune, one model: teacher queried only on the current model's failures (counterexamples)",
-        params: &[BATCH, MAX_PHASES, DELTA],
-    },
-    StrategyInfo {
-        name: "zero-variance",
-        needs_reference: false,
-        summary: "DAPO dynamic sampling as an SFT filter: demonstrate prompts whose k-sample pass rate is strictly in (0,1)",
-        params: &[K, TEMP, INIT, BATCH, GROWTH_SMALL, MAX_PHASES, DELTA],
-    },
-    StrategyInfo {
-        name: "learnability",
-        needs_reference: false,
-        summary: "learnability filter: accept with probability 4 p(1-p), p the k-sample pass rate",
-        params: &[K, TEMP, INIT, BATCH, GROWTH_SMALL, MAX_PHASES, DELTA],
-    },
-    StrategyInfo {
-        name: "rft-uniform",
-        needs_reference: true,
-        summary: "RL baseline, no teacher (STaR / RFT / ReST expert iteration): rejection-sample pi_ref on i.i.d. prompts, fine-tune on the accepted samples, one model, geometric checkpoints",
-        params: &[
-            INIT,
-            ParamSpec { key: "growth", default: "1.15", help: "total demonstrations grow by this factor per checkpoint" },
-            MAX_SAMPLES,
-            MAX_PHASES,
-        ],
-    },
-    StrategyInfo {
-        name: "autotune-rl",
-        needs_reference: true,
-        summary: "AutoTune.RL, no teacher: filter by rank with the current model, rejection-sample pi_ref only on accepted prompts (filter=cex: one model; filterboost: ensemble)",
-        params: &[
-            ParamSpec { key: "filter", default: "cex", help: "cex (one model, its failures) | filterboost (ensemble, FilterBoost weights)" },
-            MAX_SAMPLES,
-            BATCH,
-            PER_PHASE,
-            ParamSpec { key: "edge_prompts", default: "auto", help: "filterboost: filtered prompts per phase to measure the member's edge (auto: m/2)" },
-            MAX_PHASES,
-            CUMULATIVE,
-            WARM_START,
-            DELTA,
-        ],
-    },
+/// Every curriculum, by name: the one registry.
+pub const STRATEGIES: &[&StrategyInfo] = &[
+    &strategies::uniform::INFO,
+    &strategies::bbm::INFO,
+    &strategies::filterboost::INFO,
+    &strategies::counterexample::INFO,
+    &strategies::zero_variance::INFO,
+    &strategies::learnability::INFO,
+    &strategies::rft_uniform::INFO,
+    &strategies::autotune_rl::INFO,
+    &strategies::paper::INFO,
+    &strategies::paper::INFO_RL,
+    &strategies::paper::INFO_STOCH,
+    &strategies::paper::INFO_CONS,
+    &strategies::rlfinetune::INFO,
 ];
 
 /// The registered names, comma separated (for error messages).
@@ -248,6 +363,7 @@ pub fn strategy_names() -> String {
 pub fn strategy_info(name: &str) -> Result<&'static StrategyInfo, CurriculumError> {
     STRATEGIES
         .iter()
+        .copied()
         .find(|s| s.name == name)
         .ok_or_else(|| CurriculumError::UnknownStrategy {
             name: name.to_string(),
@@ -255,173 +371,230 @@ pub fn strategy_info(name: &str) -> Result<&'static StrategyInfo, CurriculumErro
         })
 }
 
-fn auto_or<T: std::str::FromStr + Copy + std::fmt::Display>(
-    p: &Params,
-    key: &str,
-    auto: T,
-    expected: &str,
-    ok: impl Fn(T) -> bool,
-) -> Result<T, CurriculumError> {
-    if p.raw(key) == Some("auto") {
-        return Ok(auto);
-    }
-    Ok(p.get_checked(key, expected, ok)?)
+/// A strategy's parameters resolved against its declared list, with the run's eps and the
+/// task's dimension: what a builder reads.
+pub struct Resolved {
+    pub info: &'static StrategyInfo,
+    pub params: Params,
+    pub eps: f64,
+    pub d: usize,
 }
 
-/// Builds the curriculum `name` for target error `eps` on a task of dimension `d`.
+impl Resolved {
+    /// A typed value; `expected` describes the accepted values for the error message.
+    pub fn get<T: std::str::FromStr>(&self, key: &str, expected: &str) -> Result<T, CoreError> {
+        self.params.get(key, expected)
+    }
+
+    /// A typed value that must satisfy `ok`.
+    pub fn checked<T: std::str::FromStr + Copy + std::fmt::Display>(
+        &self,
+        key: &str,
+        expected: &str,
+        ok: impl Fn(T) -> bool,
+    ) -> Result<T, CoreError> {
+        self.params.get_checked(key, expected, ok)
+    }
+
+    /// `auto` gives `auto`, anything else must parse and satisfy `ok`.
+    pub fn auto_or<T: std::str::FromStr + Copy + std::fmt::Display>(
+        &self,
+        key: &str,
+        auto: T,
+        expected: &str,
+        ok: impl Fn(T) -> bool,
+    ) -> Result<T, CoreError> {
+        if self.params.raw(key) == Some("auto") {
+            return Ok(auto);
+        }
+        self.params.get_checked(key, expected, ok)
+    }
+
+    /// A positive integer or `auto`.
+    pub fn count_or(&self, key: &str, auto: usize) -> Result<usize, CoreError> {
+        self.auto_or(key, auto, "a positive integer or auto", |x: usize| x >= 1)
+    }
+
+    /// Whether the strategy declares `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.params.raw(key).is_some()
+    }
+
+    /// One of `choices`.
+    pub fn choice(&self, key: &str, choices: &[&'static str]) -> Result<&'static str, CoreError> {
+        let v = self.params.raw(key).unwrap_or_default();
+        choices
+            .iter()
+            .copied()
+            .find(|c| *c == v)
+            .ok_or_else(|| CoreError::BadParam {
+                key: key.into(),
+                value: v.into(),
+                expected: choices.join(" or "),
+            })
+    }
+
+    /// The settings every strategy starts from, with the common parameters it declares
+    /// (`init_demos`, `batch`, `max_phases`, `delta`, `cumulative`, `warm_start`,
+    /// `max_samples`) applied.
+    pub fn base(&self, mask: MaskInfo) -> Result<StrategyConfig, CoreError> {
+        let d = self.d.max(1);
+        let mut cfg = StrategyConfig {
+            name: self.info.name.to_string(),
+            mask,
+            ensemble: false,
+            init_demos: d,
+            phase_demos: (d / 8).max(1),
+            growth: 1.0,
+            max_phases: 100_000,
+            delta: 0.01,
+            edge_prompts: 0,
+            cumulative_members: false,
+            warm_start_members: false,
+            source: Source::Teacher,
+            output: Output::Plurality,
+            params: self.params.clone(),
+        };
+        if self.has("init_demos") {
+            cfg.init_demos = self.count_or("init_demos", d)?;
+        }
+        if self.has("batch") {
+            cfg.phase_demos = self.count_or("batch", cfg.phase_demos)?;
+        }
+        if self.has("max_phases") {
+            cfg.max_phases = self.count_or("max_phases", cfg.max_phases)?;
+        }
+        if self.has("delta") {
+            cfg.delta = self.checked("delta", "a number in (0, 1)", |x: f64| x > 0.0 && x < 1.0)?;
+        }
+        if self.has("cumulative") {
+            cfg.cumulative_members = self.get("cumulative", "true or false")?;
+        }
+        if self.has("warm_start") {
+            cfg.warm_start_members = self.get("warm_start", "true or false")?;
+        }
+        if self.has("max_samples") {
+            cfg.source = Source::Reference {
+                max_samples: self
+                    .checked("max_samples", "a positive integer", |x: usize| x >= 1)?,
+            };
+        }
+        if self.has("certificate") {
+            self.choice("certificate", &["spent", "naive"])?;
+        }
+        Ok(cfg)
+    }
+
+    /// An ensemble of `m` demonstrations per member (`demos_per_phase`, auto: d).
+    pub fn ensemble(&self, cfg: &mut StrategyConfig) -> Result<(), CoreError> {
+        cfg.ensemble = true;
+        cfg.phase_demos = self.count_or("demos_per_phase", self.d.max(1))?;
+        cfg.init_demos = cfg.phase_demos;
+        Ok(())
+    }
+}
+
+/// How a strategy's certificate spends `delta` (its `certificate` parameter; naive, the rule
+/// every published result before issue 15 was measured with, when it declares none).
+pub fn certificate_rule(cfg: &StrategyConfig) -> CertificateRule {
+    match cfg.params.raw("certificate") {
+        Some("spent") => CertificateRule::Spent,
+        _ => CertificateRule::Naive,
+    }
+}
+
+/// Builds the curriculum `name` for target error `eps` on a task of dimension `d`: its
+/// parameters are resolved against its declared list and checked, once.
 pub fn build_strategy(
     name: &str,
     params: &Params,
     eps: f64,
     d: usize,
-) -> Result<StrategyConfig, CurriculumError> {
+) -> Result<Box<dyn Strategy>, CurriculumError> {
     let info = strategy_info(name)?;
-    let p = params.resolve(&format!("strategy `{name}`"), info.params)?;
-    let pos = |x: usize| x >= 1;
-    let get_delta = || -> Result<f64, CurriculumError> {
-        Ok(p.get_checked("delta", "a number in (0, 1)", |x: f64| x > 0.0 && x < 1.0)?)
+    let params = params.resolve(&format!("strategy `{name}`"), info.params)?;
+    (info.build)(&Resolved {
+        info,
+        params,
+        eps,
+        d,
+    })
+}
+
+/// Parameters shared by several strategies.
+pub(crate) mod common {
+    use autotune_core::ParamSpec;
+
+    pub const DELTA: ParamSpec = ParamSpec {
+        key: "delta",
+        default: "0.01",
+        help: "confidence of the stop certificate: it certifies a model of error above eps with probability at most delta",
     };
-    let d = d.max(1);
-    let mut cfg = StrategyConfig {
-        name: name.to_string(),
-        mask: Mask::Uniform,
-        ensemble: false,
-        init_demos: d,
-        phase_demos: (d / 8).max(1),
-        growth: 1.0,
-        max_phases: 100_000,
-        delta: 0.01,
-        edge_prompts: 0,
-        cumulative_members: false,
-        warm_start_members: false,
-        source: Source::Teacher,
-        params: p.clone(),
+    pub const CERTIFICATE: ParamSpec = ParamSpec {
+        key: "certificate",
+        default: "naive",
+        help: "spent: the a-th run of rejections is a test at delta/(a(a+1)), so all tests together stay within delta | naive: every run tests at delta (false certificates above delta)",
     };
-    if p.raw("init_demos").is_some() {
-        cfg.init_demos = auto_or(&p, "init_demos", d, "a positive integer or auto", pos)?;
-    }
-    if p.raw("batch").is_some() {
-        cfg.phase_demos = auto_or(
-            &p,
-            "batch",
-            cfg.phase_demos,
-            "a positive integer or auto",
-            pos,
-        )?;
-    }
-    if p.raw("max_phases").is_some() {
-        cfg.max_phases = auto_or(
-            &p,
-            "max_phases",
-            cfg.max_phases,
-            "a positive integer or auto",
-            pos,
-        )?;
-    }
-    if p.raw("delta").is_some() {
-        cfg.delta = get_delta()?;
-    }
-    if p.raw("cumulative").is_some() {
-        cfg.cumulative_members = p.get("cumulative", "true or false")?;
-    }
-    if p.raw("warm_start").is_some() {
-        cfg.warm_start_members = p.get("warm_start", "true or false")?;
-    }
-    let ensemble_m = |cfg: &mut StrategyConfig| -> Result<(), CurriculumError> {
-        cfg.ensemble = true;
-        cfg.phase_demos = auto_or(&p, "demos_per_phase", d, "a positive integer or auto", pos)?;
-        cfg.init_demos = cfg.phase_demos;
-        Ok(())
+    pub const INIT: ParamSpec = ParamSpec {
+        key: "init_demos",
+        default: "auto",
+        help: "demonstrations in phase 0 (auto: d)",
     };
-    let sampled = || -> Result<(usize, f64), CurriculumError> {
-        let k = p.get_checked("k", "an integer >= 2", |k: usize| k >= 2)?;
-        let t = p.get_checked("temperature", "a number > 0", |t: f64| t > 0.0)?;
-        Ok((k, t))
+    pub const MAX_PHASES: ParamSpec = ParamSpec {
+        key: "max_phases",
+        default: "auto",
+        help: "at most this many phases (auto: 100000; boost-by-majority: K)",
     };
-    if p.raw("max_samples").is_some() {
-        cfg.source = Source::Reference {
-            max_samples: p.get_checked("max_samples", "a positive integer", pos)?,
-        };
-    }
-    let filterboost = |cfg: &mut StrategyConfig, madaboost: bool| -> Result<(), CurriculumError> {
-        cfg.mask = Mask::FilterBoost { madaboost };
-        ensemble_m(cfg)?;
-        cfg.edge_prompts = auto_or(
-            &p,
-            "edge_prompts",
-            (cfg.phase_demos / 2).max(8),
-            "a positive integer or auto",
-            pos,
-        )?;
-        if p.raw("max_phases") == Some("auto") {
-            cfg.max_phases = 4 * bbm_phases(eps, 0.25);
-        }
-        Ok(())
+    pub const BATCH: ParamSpec = ParamSpec {
+        key: "batch",
+        default: "auto",
+        help: "demonstrations per phase after phase 0 (auto: max(1, d/8))",
     };
-    match name {
-        "uniform" | "rft-uniform" => {
-            cfg.growth = p.get_checked("growth", "a number > 1", |g: f64| g > 1.0)?;
-        }
-        "autotune-bbm" => {
-            let gamma =
-                p.get_checked("gamma", "a number in (0, 1/2)", |g: f64| g > 0.0 && g < 0.5)?;
-            cfg.mask = Mask::BoostByMajority { gamma };
-            ensemble_m(&mut cfg)?;
-            cfg.max_phases = auto_or(
-                &p,
-                "phases",
-                bbm_phases(eps, gamma),
-                "an odd positive integer or auto",
-                |k: usize| k % 2 == 1,
-            )?;
-        }
-        "autotune-filterboost" => {
-            let madaboost = match p.raw("variant") {
-                Some("filterboost") => false,
-                Some("madaboost") => true,
-                other => {
-                    return Err(autotune_core::CoreError::BadParam {
-                        key: "variant".into(),
-                        value: other.unwrap_or_default().into(),
-                        expected: "filterboost or madaboost".into(),
-                    }
-                    .into())
-                }
-            };
-            filterboost(&mut cfg, madaboost)?;
-        }
-        "autotune-rl" => match p.raw("filter") {
-            Some("cex") => {
-                cfg.mask = Mask::Counterexample;
-                cfg.init_demos = cfg.phase_demos;
-            }
-            Some("filterboost") => filterboost(&mut cfg, false)?,
-            other => {
-                return Err(autotune_core::CoreError::BadParam {
-                    key: "filter".into(),
-                    value: other.unwrap_or_default().into(),
-                    expected: "cex or filterboost".into(),
-                }
-                .into())
-            }
-        },
-        "autotune-cex" => {
-            cfg.mask = Mask::Counterexample;
-            cfg.init_demos = cfg.phase_demos;
-        }
-        "zero-variance" => {
-            cfg.growth = p.get_checked("growth", "a number >= 1", |g: f64| g >= 1.0)?;
-            let (k, temperature) = sampled()?;
-            cfg.mask = Mask::ZeroVariance { k, temperature };
-        }
-        "learnability" => {
-            cfg.growth = p.get_checked("growth", "a number >= 1", |g: f64| g >= 1.0)?;
-            let (k, temperature) = sampled()?;
-            cfg.mask = Mask::Learnability { k, temperature };
-        }
-        _ => unreachable!("every registered strategy is handled"),
-    }
-    Ok(cfg)
+    pub const PER_PHASE: ParamSpec = ParamSpec {
+        key: "demos_per_phase",
+        default: "auto",
+        help: "demonstrations m per member (auto: d)",
+    };
+    pub const CUMULATIVE: ParamSpec = ParamSpec {
+        key: "cumulative",
+        default: "true",
+        help: "train each member on all demonstrations so far (practice, measured better) or only on its phase's (false: faithful boosting)",
+    };
+    pub const WARM_START: ParamSpec = ParamSpec {
+        key: "warm_start",
+        default: "false",
+        help: "each new member starts as a copy of the last one and trains on to the new demonstrations (students with a replay buffer, e.g. arith's neural student)",
+    };
+    pub const GROWTH: ParamSpec = ParamSpec {
+        key: "growth",
+        default: "1.15",
+        help: "total demonstrations grow by this factor per checkpoint",
+    };
+    pub const GROWTH_SMALL: ParamSpec = ParamSpec {
+        key: "growth",
+        default: "1.05",
+        help: "each phase adds at least (growth - 1) x the demonstrations so far (checkpoint resolution)",
+    };
+    pub const MAX_SAMPLES: ParamSpec = ParamSpec {
+        key: "max_samples",
+        default: "256",
+        help: "rejection sampling: at most this many pi_ref samples per prompt (none accepted: the prompt is unsolved, its samples still counted)",
+    };
+    pub const K: ParamSpec = ParamSpec {
+        key: "k",
+        default: "8",
+        help: "samples per prompt for the pass rate",
+    };
+    pub const TEMP: ParamSpec = ParamSpec {
+        key: "temperature",
+        default: "1.0",
+        help: "sampling temperature for the pass rate",
+    };
+    pub const EDGE: ParamSpec = ParamSpec {
+        key: "edge_prompts",
+        default: "auto",
+        help: "filtered prompts per phase to measure the member's edge (auto: m/2), verifier only",
+    };
 }
 
 #[cfg(test)]
@@ -431,34 +604,61 @@ mod tests {
     #[test]
     fn every_registered_strategy_builds_with_defaults() {
         for s in STRATEGIES {
-            let cfg = build_strategy(s.name, &Params::default(), 0.01, 33).unwrap();
+            let st = build_strategy(s.name, &Params::default(), 0.01, 33).unwrap();
+            let cfg = st.config();
             assert_eq!(cfg.name, s.name);
+            assert_eq!(st.info().name, s.name);
             assert!(cfg.init_demos >= 1 && cfg.phase_demos >= 1 && cfg.max_phases >= 1);
         }
+        let mut names: Vec<&str> = STRATEGIES.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), STRATEGIES.len(), "names are unique");
     }
 
     #[test]
     fn unknown_names_and_params_are_errors_naming_the_choices() {
         let e = build_strategy("autotune", &Params::default(), 0.01, 33)
-            .unwrap_err()
+            .err()
+            .unwrap()
             .to_string();
         assert!(e.contains("uniform") && e.contains("autotune-cex"), "{e}");
         let p = Params::parse(&["gama=0.2"]).unwrap();
         let e = build_strategy("autotune-bbm", &p, 0.01, 33)
-            .unwrap_err()
+            .err()
+            .unwrap()
             .to_string();
         assert!(e.contains("gamma"), "{e}");
         let p = Params::parse(&["phases=4"]).unwrap();
         assert!(build_strategy("autotune-bbm", &p, 0.01, 33).is_err());
         let p = Params::parse(&["variant=ada"]).unwrap();
         assert!(build_strategy("autotune-filterboost", &p, 0.01, 33).is_err());
+        let p = Params::parse(&["certificate=maybe"]).unwrap();
+        assert!(build_strategy("autotune-cex", &p, 0.01, 33).is_err());
     }
 
     #[test]
     fn bbm_phases_follow_eps() {
         let a = build_strategy("autotune-bbm", &Params::default(), 0.1, 33).unwrap();
         let b = build_strategy("autotune-bbm", &Params::default(), 0.001, 33).unwrap();
-        assert!(a.max_phases < b.max_phases);
-        assert_eq!(b.max_phases, 57);
+        assert!(a.config().max_phases < b.config().max_phases);
+        assert_eq!(b.config().max_phases, 57);
+    }
+
+    #[test]
+    fn the_spent_certificate_keeps_its_levels_within_delta() {
+        let c = Certificate {
+            factor: 1.0,
+            delta: 0.01,
+            rule: CertificateRule::Spent,
+        };
+        let total: f64 = (1..100_000).map(|a| c.level(a)).sum();
+        assert!(total <= 0.01 + 1e-12, "{total}");
+        assert!(c.draws(0.01, 2) > c.draws(0.01, 1));
+        let naive = Certificate {
+            rule: CertificateRule::Naive,
+            ..c
+        };
+        assert_eq!(naive.draws(0.01, 7), 461);
     }
 }

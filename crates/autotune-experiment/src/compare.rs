@@ -127,8 +127,19 @@ pub struct Aggregate {
     /// Demos spent by the end of the run (to the strategy's own stop when not stopped at eps).
     pub demos_at_stop_median: f64,
     pub final_error_median: f64,
+    /// Stochastic outputs: the median final plain error (one sampled answer per prompt) beside
+    /// `final_error_median`, which is the strategy's own metric (`Pr_x[Acc_x < accuracy]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_plain_error_median: Option<f64>,
+    /// Median phases that aborted (ran out of their part of the prompt dataset).
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub aborted_phases_median: f64,
     pub heldout_prompts: usize,
     pub stops: Vec<StopReason>,
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// How a strategy's median demos scale with eps.
@@ -254,6 +265,12 @@ pub fn aggregate(runs: &[RunResult], strategies: &[String], eps: &[f64]) -> Vec<
                 wall_seconds_median: med(&|r| r.cost().wall_seconds),
                 demos_at_stop_median: med(&|r| r.summary.final_ledger.demos() as f64),
                 final_error_median: med(&|r| r.summary.final_error),
+                final_plain_error_median: cell
+                    .iter()
+                    .map(|r| r.summary.final_plain_error)
+                    .collect::<Option<Vec<f64>>>()
+                    .map(median),
+                aborted_phases_median: med(&|r| r.summary.aborted_phases as f64),
                 heldout_prompts: cell[0].heldout_prompts,
                 stops: cell.iter().map(|r| r.summary.stop.clone()).collect(),
             });

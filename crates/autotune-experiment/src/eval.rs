@@ -1,7 +1,7 @@
 //! Held-out evaluation of a curriculum's output model (not charged to the strategy's ledger).
 
-use autotune_core::{Prompt, Task, Token, Trace};
-use autotune_curriculum::{plurality, Model};
+use autotune_core::{stream_seed, Prompt, Task, Token, Trace};
+use autotune_curriculum::{plurality, Model, Output};
 use serde::{Deserialize, Serialize};
 
 /// Prompts per chunk of an early-stopping evaluation.
@@ -19,7 +19,13 @@ pub struct Evaluation {
     /// Errors per slice of the distribution ([`Task::slice`]), when every prompt was evaluated
     /// and the task defines slices; empty otherwise.
     pub slices: Vec<SliceError>,
+    /// The uniform mixture (Algorithm 3): its plain error `1 - E_x[Acc_x]`, beside `error`,
+    /// which is then the paper's `Pr_x[Acc_x < 3/5]`.
+    pub plain_error: Option<f64>,
 }
+
+/// Samples per member and held-out prompt behind the mixture's `Acc_x` estimate.
+const MIXTURE_SAMPLES: usize = 3;
 
 /// Held-out errors on one slice of the prompt distribution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -83,6 +89,10 @@ pub struct HeldOut {
     member_answers: Vec<Vec<Vec<Token>>>,
     member_alphas: Vec<f64>,
     labels: Option<Vec<Option<String>>>,
+    output: Output,
+    /// Mixture: per member, right samples (of [`MIXTURE_SAMPLES`]) on each held-out prompt.
+    member_right: Vec<Vec<u8>>,
+    checkpoint: u64,
 }
 
 impl HeldOut {
@@ -92,6 +102,102 @@ impl HeldOut {
             member_answers: Vec::new(),
             member_alphas: Vec::new(),
             labels: None,
+            output: Output::Plurality,
+            member_right: Vec::new(),
+            checkpoint: 0,
+        }
+    }
+
+    /// How the ensembles evaluated here answer (the strategy's output rule).
+    pub fn with_output(mut self, output: Output) -> Self {
+        self.output = output;
+        self
+    }
+
+    /// The stochastic outputs of Algorithm 3 on every held-out prompt: per prompt whether it
+    /// counts as solved, and the mixture's plain error.
+    fn stochastic(
+        &mut self,
+        task: &dyn Task,
+        members: &[autotune_curriculum::Member],
+    ) -> (Vec<bool>, Option<f64>) {
+        let n = self.prompts.len();
+        self.checkpoint += 1;
+        match self.output {
+            Output::Plurality => unreachable!("plurality is evaluated by answers()"),
+            Output::Mixture {
+                temperature,
+                accuracy,
+            } => {
+                if members.len() < self.member_right.len() {
+                    self.member_right.clear();
+                }
+                for (j, m) in members.iter().enumerate().skip(self.member_right.len()) {
+                    let mut right = vec![0u8; n];
+                    for s in 0..MIXTURE_SAMPLES {
+                        let seed = stream_seed(j as u64, "heldout/mixture").wrapping_add(s as u64);
+                        let traces = m.student.sample_batch(&self.prompts, temperature, seed);
+                        let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
+                        for (r, ok) in right
+                            .iter_mut()
+                            .zip(task.verifier().verify_batch(&self.prompts, &answers))
+                        {
+                            *r += u8::from(ok);
+                        }
+                    }
+                    self.member_right.push(right);
+                }
+                let total = (members.len() * MIXTURE_SAMPLES).max(1) as f64;
+                let acc: Vec<f64> = (0..n)
+                    .map(|i| {
+                        self.member_right
+                            .iter()
+                            .map(|r| f64::from(r[i]))
+                            .sum::<f64>()
+                            / total
+                    })
+                    .collect();
+                let plain = 1.0 - acc.iter().sum::<f64>() / n.max(1) as f64;
+                (
+                    acc.iter().map(|&a| a >= accuracy - 1e-12).collect(),
+                    Some(plain),
+                )
+            }
+            Output::Consensus { votes, temperature } => {
+                let k = members.len().max(1);
+                // Vote v on prompt i comes from a uniformly drawn member, sampled afresh.
+                let mut asked: Vec<Vec<usize>> = vec![Vec::new(); k];
+                for i in 0..n {
+                    for v in 0..votes {
+                        let h = stream_seed(self.checkpoint, &format!("heldout/cons/{i}/{v}"));
+                        asked[(h % k as u64) as usize].push(i);
+                    }
+                }
+                let mut answers: Vec<Vec<Vec<Token>>> = vec![Vec::new(); n];
+                for (j, idx) in asked.iter().enumerate() {
+                    if idx.is_empty() || j >= members.len() {
+                        continue;
+                    }
+                    let batch: Vec<Prompt> = idx.iter().map(|&i| self.prompts[i].clone()).collect();
+                    let seed = stream_seed(self.checkpoint, "heldout/cons").wrapping_add(j as u64);
+                    for (&i, t) in
+                        idx.iter()
+                            .zip(members[j].student.sample_batch(&batch, temperature, seed))
+                    {
+                        answers[i].push(t.answer().to_vec());
+                    }
+                }
+                let votes: Vec<Vec<Token>> = answers
+                    .iter()
+                    .map(|a| {
+                        plurality(a.iter().map(|x| (x.as_slice(), 1.0)))
+                            .map(<[Token]>::to_vec)
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                let refs: Vec<&[Token]> = votes.iter().map(Vec::as_slice).collect();
+                (task.verifier().verify_batch(&self.prompts, &refs), None)
+            }
         }
     }
 
@@ -156,7 +262,13 @@ impl HeldOut {
         stop_eps: f64,
     ) -> Evaluation {
         let n = self.prompts.len();
+        let mut plain_error = None;
         let ok = match model {
+            Model::Ensemble(members) if !self.output.is_plurality() => {
+                let (ok, plain) = self.stochastic(task, members);
+                plain_error = plain;
+                ok
+            }
             Model::Single(Some(student)) => {
                 let stop_at = allowed_errors(stop_eps.max(eps), n);
                 let (mut ok, mut wrong) = (Vec::with_capacity(n), 0usize);
@@ -180,6 +292,7 @@ impl HeldOut {
             error: wrong as f64 / seen.max(1) as f64,
             evaluated: seen,
             slices: self.slices_of(task, &ok),
+            plain_error,
         }
     }
 
@@ -209,7 +322,12 @@ impl HeldOut {
         if self.prompts.is_empty() {
             return 1.0;
         }
-        let ok = self.verdicts(task, model);
+        let ok = match model {
+            Model::Ensemble(members) if !self.output.is_plurality() => {
+                self.stochastic(task, members).0
+            }
+            _ => self.verdicts(task, model),
+        };
         ok.iter().filter(|v| !**v).count() as f64 / self.prompts.len() as f64
     }
 }

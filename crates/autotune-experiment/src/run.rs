@@ -3,7 +3,7 @@
 use autotune_core::{Journal, Ledger, Params, Task};
 use autotune_curriculum::{
     build_strategy, run_curriculum_journaled, Budget, Control, Model, Observer, PhaseReport,
-    StopReason, StrategyConfig,
+    StopReason, Strategy, StrategyConfig,
 };
 use serde::{Deserialize, Serialize};
 
@@ -51,6 +51,10 @@ pub struct Checkpoint {
     /// evaluations only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slices: Vec<SliceError>,
+    /// Stochastic outputs (Algorithm 3's mixture): the plain error `1 - E_x[Acc_x]`; the
+    /// held-out error is then the paper's `Pr_x[Acc_x < 3/5]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plain_error: Option<f64>,
     pub ledger: Ledger,
 }
 
@@ -81,12 +85,24 @@ pub struct RunSummary {
     pub final_ledger: Ledger,
     pub stop: StopReason,
     pub phases: usize,
+    /// Phases that ran out of their part of the prompt dataset before filling (the paper's
+    /// ABORT; strategies with a split dataset only).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub aborted_phases: usize,
+    /// Stochastic outputs: the plain error (one sampled answer per prompt) of the final model,
+    /// beside `final_error` in the strategy's own metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_plain_error: Option<f64>,
     /// Held-out errors per slice at the checkpoint that reached eps (tasks with slices).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub slices_to_eps: Vec<SliceError>,
     /// Held-out errors per slice at the last checkpoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub final_slices: Vec<SliceError>,
+}
+
+fn is_zero(x: &usize) -> bool {
+    *x == 0
 }
 
 /// What a run measured, in full (`result.json`: the summary's fields sit at the top level).
@@ -144,6 +160,7 @@ impl<F: FnMut(&MetricRecord)> Observer for HeldOutObserver<'_, F> {
             heldout_evaluated: ev.evaluated,
             reached: ev.reached,
             slices: ev.slices,
+            plain_error: ev.plain_error,
             ledger: report.ledger.clone(),
         };
         (self.on_record)(&MetricRecord::Eval(EvalRecord {
@@ -174,6 +191,7 @@ pub fn run_one(
 /// demonstration bought (for exports).
 pub struct RunArtifacts {
     pub task: Box<dyn Task>,
+    pub strategy: Box<dyn Strategy>,
     pub model: Model,
     pub demos: Vec<autotune_core::Demo>,
 }
@@ -204,9 +222,10 @@ pub fn run_one_full(
     }
     let (task, task_params) = autotune_tasks::build_task(&spec.task, &spec.task_params, spec.seed)?;
     let d = task.dimension();
-    let cfg = build_strategy(&spec.strategy, &spec.strategy_params, spec.eps, d)?;
+    let strategy = build_strategy(&spec.strategy, &spec.strategy_params, spec.eps, d)?;
     let n_test = (spec.test_factor / spec.eps).ceil() as usize;
-    let heldout = HeldOut::new(task.prompts("test", spec.seed)?.draw(n_test)?);
+    let heldout = HeldOut::new(task.prompts("test", spec.seed)?.draw(n_test)?)
+        .with_output(strategy.config().output);
     let mut obs = HeldOutObserver {
         task: task.as_ref(),
         run: RunKey {
@@ -226,7 +245,7 @@ pub fn run_one_full(
     let outcome = autotune_core::progress::with_label(&label, || {
         run_curriculum_journaled(
             task.as_ref(),
-            &cfg,
+            strategy.as_ref(),
             spec.eps,
             spec.seed,
             &spec.budget,
@@ -249,6 +268,8 @@ pub fn run_one_full(
             final_ledger: outcome.ledger,
             stop: outcome.stop,
             phases: outcome.phases,
+            aborted_phases: outcome.reports.iter().filter(|r| r.aborted).count(),
+            final_plain_error: obs.checkpoints.last().and_then(|c| c.plain_error),
             slices_to_eps: reached.map(|c| c.slices.clone()).unwrap_or_default(),
             final_slices: obs
                 .checkpoints
@@ -259,7 +280,7 @@ pub fn run_one_full(
         heldout_prompts: n_test,
         dimension: d,
         checkpoints: obs.checkpoints,
-        strategy_config: cfg,
+        strategy_config: strategy.config().clone(),
         task_params,
         also_eps: spec.also_eps.clone(),
     };
@@ -272,6 +293,7 @@ pub fn run_one_full(
         result,
         RunArtifacts {
             task,
+            strategy,
             model: outcome.model,
             demos: outcome.demos,
         },

@@ -55,8 +55,11 @@ pub struct Provenance {
 #[derive(Clone, Debug, Serialize)]
 pub struct ResolvedStrategy {
     pub eps: f64,
-    /// Consecutive rejections after which the filter certifies error <= eps.
-    pub certificate_draws: u64,
+    /// Consecutive rejections after which the filter certifies error <= eps, at its first
+    /// test (later tests of a run need more: the certificate's rule); none for strategies that
+    /// run all their phases.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub certificate_draws: Option<u64>,
     pub config: StrategyConfig,
 }
 
@@ -86,11 +89,11 @@ impl RunConfig {
         let d = task.dimension();
         let mut strategy = Vec::new();
         for r in spec.runs()?.iter().filter(|r| r.seed == spec.base_seed) {
-            let config = build_strategy(&r.strategy, &r.strategy_params, r.eps, d)?;
+            let built = build_strategy(&r.strategy, &r.strategy_params, r.eps, d)?;
             strategy.push(ResolvedStrategy {
                 eps: r.eps,
-                certificate_draws: config.certificate_draws(r.eps),
-                config,
+                certificate_draws: built.certificate().map(|c| c.draws(r.eps, 1)),
+                config: built.config().clone(),
             });
         }
         Ok(Self {

@@ -46,6 +46,9 @@ pub struct Table {
     pub all_reached: Vec<bool>,
     /// The scaling fits, one line per strategy (empty with fewer than two eps values).
     pub fits: Vec<String>,
+    /// Per-cell notes: aborted phases, plain error of stochastic outputs, the certificate's
+    /// false-certificate count.
+    pub notes: Vec<String>,
 }
 
 /// Column of the "x uniform" ratio in [`Table`].
@@ -123,6 +126,56 @@ pub fn comparison_table(r: &CompareReport) -> Table {
         }
         rows.push(row);
     }
+    let mut cell_notes = Vec::new();
+    // Notes for the paper's strategies: aborted phases, and the plain error of stochastic
+    // outputs beside their own metric.
+    for a in &r.results {
+        let mut notes: Vec<String> = Vec::new();
+        if a.aborted_phases_median > 0.0 {
+            notes.push(format!(
+                "aborted phases (median) {}",
+                num(a.aborted_phases_median)
+            ));
+        }
+        if let Some(p) = a.final_plain_error_median {
+            notes.push(format!(
+                "final err is Pr_x[Acc_x < accuracy]; plain error (one sampled answer) {p:.4}"
+            ));
+        }
+        // The stop certificate's promise: a certified model has error <= eps with probability
+        // at least 1 - delta. Certified runs whose held-out error is above eps break it.
+        let cell: Vec<_> = r
+            .runs
+            .iter()
+            .filter(|x| x.strategy == a.strategy && x.eps == a.eps)
+            .collect();
+        let certified: Vec<_> = cell
+            .iter()
+            .filter(|x| matches!(x.stop, autotune_curriculum::StopReason::Certificate { .. }))
+            .collect();
+        if !certified.is_empty() {
+            let false_certs = certified.iter().filter(|x| x.final_error > a.eps).count();
+            let worst = certified.iter().map(|x| x.final_error).fold(0.0, f64::max);
+            notes.push(format!(
+                "certified {}/{} runs, {} above eps (false certificates, {:.1}%), worst error {:.4}, demos at stop (median) {}",
+                certified.len(),
+                cell.len(),
+                false_certs,
+                100.0 * false_certs as f64 / certified.len() as f64,
+                worst,
+                num(a.demos_at_stop_median)
+            ));
+        }
+        if !notes.is_empty() {
+            cell_notes.push(format!(
+                "{:<22} eps {}: {}",
+                a.strategy,
+                a.eps,
+                notes.join("; ")
+            ));
+        }
+    }
+    let notes = cell_notes;
     let mut fits = Vec::new();
     if r.eps.len() >= 2 {
         for f in &r.fits {
@@ -229,6 +282,7 @@ pub fn comparison_table(r: &CompareReport) -> Table {
         all_reached: r.results.iter().map(|a| a.reached == a.seeds).collect(),
         rows,
         fits,
+        notes,
     }
 }
 
@@ -275,6 +329,12 @@ impl Table {
             out += &line(Some(i), row);
             out.push('\n');
         }
+        if !self.notes.is_empty() {
+            out += "\nnotes:\n";
+            for n in &self.notes {
+                out += &format!("  {n}\n");
+            }
+        }
         if !self.fits.is_empty() {
             out += "\nscaling of median demos with eps:\n";
             for f in &self.fits {
@@ -309,6 +369,15 @@ impl Table {
                 "| {} |\n",
                 row.iter().map(|c| esc(c)).collect::<Vec<_>>().join(" | ")
             );
+        }
+        if !self.notes.is_empty() {
+            out += "\nNotes:\n\n";
+            for n in &self.notes {
+                out += &format!(
+                    "- `{}`\n",
+                    n.split_whitespace().collect::<Vec<_>>().join(" ")
+                );
+            }
         }
         if !self.fits.is_empty() {
             out += "\nScaling of median demos with eps:\n\n";

@@ -70,7 +70,7 @@ use std::thread::JoinHandle;
 
 use thiserror::Error;
 
-pub use mask::{Mask, MaskSpec, SERVICE_STRATEGIES};
+pub use mask::{service_strategies, Mask, MaskSpec, DEFAULT_POOL_EPS};
 pub use store::stored_outcome_count;
 
 /// Errors of the service.

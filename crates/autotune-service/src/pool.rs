@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::api::ApiError;
-use crate::mask::{member_alphas, score, Mask, MaskSpec, PhaseTally, Scored};
+use crate::mask::{member_alphas, Mask, MaskSpec, PhaseTally, Scored};
 use crate::store::{Counters, LeaseRow, Op, OutcomeRow, PoolRecord, PromptRow};
 
 /// A prompt as registered.
@@ -330,7 +330,7 @@ impl Pool {
     }
 
     fn refresh_alphas(&mut self) {
-        if !self.alphas_dirty || !matches!(self.mask, Mask::FilterBoost { .. }) {
+        if !self.alphas_dirty || !self.mask.is_ensemble() {
             return;
         }
         let members = self.versions.len();
@@ -348,7 +348,8 @@ impl Pool {
     }
 
     fn score_of(&self, p: &PromptState) -> Scored {
-        score(&self.mask, &p.tallies, self.phase() as usize, &self.alphas)
+        self.mask
+            .score(&p.tallies, self.phase() as usize, &self.alphas)
     }
 
     /// Registers more prompts (idempotent by id: a known id with the same content is skipped, a

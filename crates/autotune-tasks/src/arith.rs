@@ -597,6 +597,10 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
 }
 
 impl Task for ArithTask {
+    fn student_samples(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "arith"
     }

@@ -195,6 +195,12 @@ impl Reference {
             return Trace::new(shape.roll(v, |v| self.target.bit(v)), shape.answer_bits);
         }
         let slip = rng.gen_range(0..shape.steps);
+        Trace::new(self.slipped(v, slip), shape.answer_bits)
+    }
+
+    /// The wrong CoT with a slip at step `slip` from window `v` (its answer made wrong).
+    fn slipped(&self, v: u64, slip: usize) -> Vec<Token> {
+        let shape = self.target.shape;
         let mut step = 0;
         let mut steps = shape.roll(v, |v| {
             let b = self.target.bit(v) ^ (step == slip);
@@ -206,7 +212,30 @@ impl Reference {
             let last = steps.len() - 1;
             steps[last] ^= 1;
         }
-        Trace::new(steps, shape.answer_bits)
+        steps
+    }
+
+    /// `ln pi_ref(trace | prompt)`, exactly: the right CoT has probability `1/kappa_x`; each of
+    /// the `steps` slipped CoTs (all distinct: the first step where one leaves the right CoT is
+    /// its slip) has `(1 - 1/kappa_x) / steps`; anything else has probability 0.
+    fn log_prob(&self, prompt: &Prompt, trace: &Trace) -> f64 {
+        let shape = self.target.shape;
+        let Ok(v) = shape.start(prompt) else {
+            return f64::NEG_INFINITY;
+        };
+        let p_right = 1.0 / self.kappa_of(prompt);
+        let right = shape.roll(v, |v| self.target.bit(v));
+        if trace.steps == right {
+            return p_right.ln();
+        }
+        let Some(slip) = trace.steps.iter().zip(&right).position(|(a, b)| a != b) else {
+            return f64::NEG_INFINITY;
+        };
+        if trace.steps.len() == shape.steps && self.slipped(v, slip) == trace.steps {
+            ((1.0 - p_right) / shape.steps as f64).ln()
+        } else {
+            f64::NEG_INFINITY
+        }
     }
 }
 
@@ -222,6 +251,26 @@ impl Policy for Reference {
             let mut rng = Rng::seed_from_u64(seed.wrapping_add(i as u64));
             self.sample(p, &mut rng)
         })
+    }
+
+    fn log_probs(
+        &self,
+        prompts: &[Prompt],
+        traces: &[Trace],
+        _temperature: f64,
+    ) -> Option<Vec<f64>> {
+        Some(
+            prompts
+                .iter()
+                .zip(traces)
+                .map(|(p, t)| self.log_prob(p, t))
+                .collect(),
+        )
+    }
+
+    /// `C_seq = max_x kappa_x = kappa * spread`.
+    fn coverage(&self) -> Option<f64> {
+        Some((self.kappa.ln() + self.log_spread).exp().max(1.0))
     }
 }
 
@@ -345,6 +394,10 @@ fn sample_prompt(dist: &Dist, bits: usize, rng: &mut Rng) -> Vec<Token> {
 }
 
 impl Task for HalfspaceTask {
+    fn student_samples(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "halfspace-cot"
     }
@@ -675,6 +728,58 @@ mod tests {
             .resolve("halfspace-cot", PARAMS)
             .unwrap();
         build(&p, 5).unwrap()
+    }
+
+    #[test]
+    fn the_reference_reports_exact_sequence_probabilities() {
+        let t = task(&[
+            "kappa=8",
+            "kappa_spread=2",
+            "window=12",
+            "steps=10",
+            "answer_bits=4",
+        ]);
+        let r = t.reference().unwrap().0;
+        let prompts = t.prompts("train", 3).unwrap().draw(20).unwrap();
+        assert!(
+            (r.coverage().unwrap() - 16.0).abs() < 1e-9,
+            "{:?}",
+            r.coverage()
+        );
+        for p in &prompts {
+            // Sample enough to see the support; the distinct samples' probabilities sum to 1.
+            let many: Vec<Prompt> = vec![p.clone(); 4000];
+            let traces = r.sample_batch(&many, 1.0, 11);
+            let mut distinct: Vec<Trace> = Vec::new();
+            for tr in traces {
+                if !distinct.iter().any(|d| d.steps == tr.steps) {
+                    distinct.push(tr);
+                }
+            }
+            let ps = vec![p.clone(); distinct.len()];
+            let lp = r.log_probs(&ps, &distinct, 1.0).unwrap();
+            assert!(lp.iter().all(|l| l.is_finite()));
+            let total: f64 = lp.iter().map(|l| l.exp()).sum();
+            assert!((total - 1.0).abs() < 1e-9, "support mass {total}");
+            // The right CoT has probability >= 1/C_seq.
+            let right = t
+                .teacher()
+                .demonstrate_batch(std::slice::from_ref(p))
+                .unwrap();
+            let l = r.log_probs(std::slice::from_ref(p), &right, 1.0).unwrap()[0];
+            assert!(l >= -(16f64.ln()) - 1e-12);
+        }
+        // A trace off the support (the right CoT with one step too many) has probability 0.
+        let mut odd = t
+            .teacher()
+            .demonstrate_batch(&prompts[..1])
+            .unwrap()
+            .remove(0);
+        odd.steps.push(odd.steps[0]);
+        let l = r
+            .log_probs(&prompts[..1], std::slice::from_ref(&odd), 1.0)
+            .unwrap()[0];
+        assert_eq!(l, f64::NEG_INFINITY);
     }
 
     #[test]

@@ -242,6 +242,10 @@ impl SkillsTask {
 }
 
 impl Task for SkillsTask {
+    fn student_samples(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &str {
         "skills"
     }

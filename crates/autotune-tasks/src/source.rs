@@ -53,4 +53,10 @@ impl<F: FnMut(&mut Rng) -> Vec<Token> + Send> PromptSource for GeneratorSource<F
             })
             .collect())
     }
+
+    /// The prompts are i.i.d.: skipped ones are not generated, only their ids are used up.
+    fn skip(&mut self, n: usize) -> Result<()> {
+        self.next_id += n as u64;
+        Ok(())
+    }
 }

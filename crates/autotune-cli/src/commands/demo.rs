@@ -27,7 +27,7 @@ pub fn run(launch: &mut Launch, a: DemoArgs) -> Result<()> {
         task_params,
         strategies: STRATEGIES
             .iter()
-            .filter(|s| !s.needs_reference)
+            .filter(|s| s.in_all && !s.needs_reference)
             .map(|s| s.name.to_string())
             .collect(),
         strategy_params: Params::default(),

@@ -127,7 +127,7 @@ pub fn run(launch: &mut Launch, a: RunArgs) -> Result<()> {
         })?;
         let scores = autotune_curriculum::score_prompts(
             art.task.as_ref(),
-            &res.strategy_config,
+            art.strategy.as_ref(),
             eps,
             spec.seed,
             &art.model,
