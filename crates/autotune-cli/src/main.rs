@@ -23,10 +23,31 @@ use launch::Launch;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    quiet_on_closed_stdout();
     if let Err(e) = real_main() {
         eprintln!("error: {e:#}");
         std::process::exit(2);
     }
+}
+
+/// Rust ignores SIGPIPE, so a write to a closed pipe (`autotune ... | head -1`) fails and
+/// `println!` panics. Like other Unix tools, the command then ends quietly instead, with the
+/// exit code of a process ended by SIGPIPE (141). SIGPIPE itself stays ignored: the servers
+/// and HTTP clients in this process must see a closed socket as an error, not die of it.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let msg = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 fn real_main() -> Result<()> {

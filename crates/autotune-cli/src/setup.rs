@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use autotune_core::Params;
-use autotune_curriculum::{strategy_info, strategy_names, Budget, STRATEGIES};
+use autotune_curriculum::{strategy_info, strategy_names, Budget, StrategyInfo, STRATEGIES};
 use autotune_tasks::task_info;
 
 use crate::args::Common;
@@ -28,11 +28,28 @@ pub fn parse_eps_list(s: &str) -> Result<Vec<f64>> {
 /// strategies too when the task has a reference policy (`with_rl`).
 pub fn parse_strategies(s: &str, with_rl: bool) -> Result<Vec<String>> {
     if s.trim() == "all" {
-        return Ok(STRATEGIES
+        let (chosen, left): (Vec<&&StrategyInfo>, Vec<&&StrategyInfo>) = STRATEGIES
             .iter()
-            .filter(|s| s.in_all && (with_rl || !s.needs_reference))
-            .map(|s| s.name.to_string())
-            .collect());
+            .partition(|s| s.in_all && (with_rl || !s.needs_reference));
+        let without_ref: Vec<&str> = left
+            .iter()
+            .filter(|s| s.in_all && s.needs_reference)
+            .map(|s| s.name)
+            .collect();
+        let by_name: Vec<&str> = left.iter().filter(|s| !s.in_all).map(|s| s.name).collect();
+        if !without_ref.is_empty() {
+            eprintln!(
+                "note: `all` leaves out {} (they sample a reference policy pi_ref, which this task has none of; halfspace-cot has one with --kappa K)",
+                without_ref.join(", ")
+            );
+        }
+        if !by_name.is_empty() {
+            eprintln!(
+                "note: `all` leaves out {} (slow at their defaults; name them in --strategies)",
+                by_name.join(", ")
+            );
+        }
+        return Ok(chosen.iter().map(|s| s.name.to_string()).collect());
     }
     let mut out: Vec<String> = Vec::new();
     for name in s.split(',').map(str::trim) {
@@ -122,12 +139,18 @@ pub fn check_task(task: &str, params: &Params) -> Result<()> {
     Ok(())
 }
 
-pub fn budget(c: &Common) -> Budget {
-    Budget {
+/// The budget flags, checked: `--max-seconds` a positive finite number.
+pub fn budget(c: &Common) -> Result<Budget> {
+    if let Some(s) = c.max_seconds {
+        if !(s.is_finite() && s > 0.0) {
+            bail!("--max-seconds {s}: expected a positive number of seconds");
+        }
+    }
+    Ok(Budget {
         max_demos: c.max_demos,
         max_verifier_calls: c.max_verifier_calls,
         max_seconds: c.max_seconds,
-    }
+    })
 }
 
 /// The task as the runs will build it (seed 0), for what the command checks up front.
@@ -176,12 +199,29 @@ pub fn insert_kappa(params: &mut Params, task: &str, kappa: f64) -> Result<()> {
     Ok(())
 }
 
-/// `DIR`, or `autotune-runs/KIND-TASK-TIME`.
-pub fn run_dir(out: Option<PathBuf>, kind: &str, task: &str) -> PathBuf {
-    out.unwrap_or_else(|| {
-        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-            .to_string()
-            .replace(':', "");
-        PathBuf::from(format!("autotune-runs/{kind}-{task}-{stamp}"))
-    })
+/// `DIR`, or a new directory `autotune-runs/KIND-TASK-TIME` (with `-2`, `-3`, ... when
+/// another command took that name in the same second: the directory is created here, so two
+/// commands never share one).
+pub fn run_dir(out: Option<PathBuf>, kind: &str, task: &str) -> Result<PathBuf> {
+    if let Some(dir) = out {
+        return Ok(dir);
+    }
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "");
+    let base = format!("autotune-runs/{kind}-{task}-{stamp}");
+    std::fs::create_dir_all("autotune-runs").context("creating autotune-runs")?;
+    for n in 1..1000 {
+        let dir = PathBuf::from(if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        });
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+        }
+    }
+    bail!("{base}: a thousand run directories of this name already exist; give --out DIR")
 }

@@ -976,3 +976,179 @@ fn paper_strategies_refuse_bad_input_with_exit_2() {
         assert!(!dir.exists(), "{all:?} made a run directory");
     }
 }
+
+/// Numbers a user gives are bounded before anything runs: a held-out set too large to hold,
+/// a NaN test factor or time budget are one-line errors (exit 2), and no run directory is made.
+#[test]
+fn user_numbers_out_of_bounds_are_one_line_errors() {
+    let dir = std::env::temp_dir().join(format!("autotune-bounds-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let base = [
+        "--task",
+        "halfspace-cot",
+        "--strategy",
+        "uniform",
+        "--out",
+        &out,
+    ];
+    let cases: Vec<(Vec<&str>, &[&str])> = vec![
+        (
+            vec!["--eps", "1e-7"],
+            &["over the limit of 10000000", "eps >="],
+        ),
+        (vec!["--eps", "1e-9"], &["over the limit of 10000000"]),
+        (
+            vec!["--eps", "0.1", "--test-factor", "NaN"],
+            &["--test-factor", "at least 10"],
+        ),
+        (
+            vec!["--eps", "0.1", "--test-factor", "5"],
+            &["--test-factor", "at least 10"],
+        ),
+        (
+            vec!["--eps", "0.1", "--max-seconds", "NaN"],
+            &["--max-seconds", "positive"],
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["run"];
+        args.extend(base);
+        args.extend(extra.iter().copied());
+        let (code, _, _) = autotune(&args);
+        assert_eq!(code, 2, "{args:?}");
+        assert_one_line_error(&args, want);
+        assert!(!dir.exists(), "{args:?} made a run directory");
+    }
+    let args = [
+        "compare",
+        "--task",
+        "halfspace-cot",
+        "--strategies",
+        "uniform",
+        "--eps",
+        "0.1,1e-8",
+        "--out",
+        &out,
+    ];
+    assert_one_line_error(&args, &["over the limit of 10000000"]);
+    assert!(!dir.exists(), "compare made a run directory");
+}
+
+/// `run` prints why it stopped in words, not as a Rust value.
+#[test]
+fn stop_reasons_read_as_words() {
+    let dir = std::env::temp_dir().join(format!("autotune-stop-words-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let (code, stdout, stderr) = autotune(&[
+        "run",
+        "--task",
+        "halfspace-cot",
+        "--strategy",
+        "uniform",
+        "--eps",
+        "0.1",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("stop: held-out target reached"), "{stdout}");
+    assert!(!stdout.contains("Observer"), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+    let (code, stdout, stderr) = autotune(&[
+        "run",
+        "--task",
+        "halfspace-cot",
+        "--strategy",
+        "uniform",
+        "--eps",
+        "0.01",
+        "--max-demos",
+        "50",
+        "--out",
+        &out,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("stop: budget: demos"), "{stdout}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A reader that goes away (`autotune ... | head -1`) ends the command quietly: no panic, no
+/// exit code 101.
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    let path = std::env::temp_dir().join(format!("autotune-pipe-{}.jsonl", std::process::id()));
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    for i in 0..50_000 {
+        writeln!(f, r#"{{"gold": "{i}", "prediction": "{i}"}}"#).unwrap();
+    }
+    drop(f);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_autotune"))
+        .args(["verify", "--verifier", "exact", "--in"])
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run autotune");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("correct"), "{first}");
+    // The reader is dropped here: the rest of the output goes to a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
+    assert!(
+        out.status.success() || out.status.code() == Some(141),
+        "{:?}: {stderr}",
+        out.status
+    );
+    std::fs::remove_file(&path).ok();
+}
+
+/// Commands started in the same second get their own default run directories, and
+/// `--strategies all` says which strategies it leaves out.
+#[test]
+fn same_second_compares_get_their_own_run_directories() {
+    let cwd = std::env::temp_dir().join(format!("autotune-same-second-{}", std::process::id()));
+    std::fs::create_dir_all(&cwd).unwrap();
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            Command::new(env!("CARGO_BIN_EXE_autotune"))
+                .args([
+                    "compare",
+                    "--task",
+                    "halfspace-cot",
+                    "--strategies",
+                    "all",
+                    "--eps",
+                    "0.1",
+                    "--seeds",
+                    "1",
+                ])
+                .current_dir(&cwd)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("run autotune")
+        })
+        .collect();
+    for c in children {
+        let c = c.wait_with_output().expect("run autotune");
+        let stderr = String::from_utf8_lossy(&c.stderr);
+        assert!(c.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("note: `all` leaves out rft-uniform, autotune-rl"),
+            "{stderr}"
+        );
+    }
+    let dirs = std::fs::read_dir(cwd.join("autotune-runs"))
+        .unwrap()
+        .count();
+    assert_eq!(dirs, 3, "three compares, three run directories");
+    std::fs::remove_dir_all(&cwd).ok();
+}

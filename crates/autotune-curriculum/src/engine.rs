@@ -82,6 +82,22 @@ pub enum StopReason {
     Observer,
 }
 
+/// How a stop reads to a person: `certificate after 4606 rejections`, `budget: demos`.
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::Certificate { draws } => write!(f, "certificate after {draws} rejections"),
+            StopReason::FilterExhausted { draws, vote_errors } => write!(
+                f,
+                "filter exhausted after {draws} rejections ({vote_errors} vote errors, no certificate)"
+            ),
+            StopReason::MaxPhases => write!(f, "all planned phases done"),
+            StopReason::Budget { what } => write!(f, "budget: {what}"),
+            StopReason::Observer => write!(f, "held-out target reached"),
+        }
+    }
+}
+
 /// Tells the engine whether to go on after a phase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Control {

@@ -6,8 +6,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    fit_linear, run_one_full, Checkpoint, ExperimentError, LinearFit, MetricRecord, RunResult,
-    RunSpec, RunSummary,
+    fit_linear, heldout_size, run_one_full, Checkpoint, ExperimentError, LinearFit, MetricRecord,
+    RunResult, RunSpec, RunSummary,
 };
 
 /// A comparison: strategies x eps values x seeds on one task.
@@ -68,6 +68,7 @@ impl CompareSpec {
         };
         let mut out = Vec::new();
         for &e in &eps {
+            heldout_size(e, self.test_factor)?;
             for (s, p) in &per_strategy {
                 for i in 0..self.seeds {
                     out.push(RunSpec {

@@ -31,7 +31,8 @@ pub use rl::{
     RlAggregate, RlCheckpoint, RlReport, RlRun, RlSpec,
 };
 pub use run::{
-    journal_stream, run_one, run_one_full, Checkpoint, RunArtifacts, RunResult, RunSpec, RunSummary,
+    heldout_size, journal_stream, run_one, run_one_full, Checkpoint, RunArtifacts, RunResult,
+    RunSpec, RunSummary, MAX_HELDOUT,
 };
 pub use rundir::{
     pretty_json, write_atomic, LedgerFile, Provenance, ResolvedStrategy, ResolvedTask, RunConfig,

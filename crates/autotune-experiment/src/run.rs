@@ -201,6 +201,34 @@ pub fn journal_stream(spec: &RunSpec) -> String {
     format!("{}/{}/{}", spec.strategy, spec.eps, spec.seed)
 }
 
+/// The most held-out prompts a run draws: they are generated and kept in memory before the
+/// run starts (about 32 bytes each on halfspace-cot), so `10 / eps` caps eps at 1e-6.
+pub const MAX_HELDOUT: usize = 10_000_000;
+
+/// The held-out set size of a run, `ceil(test_factor / eps)`, after checking what it is made
+/// of: eps in (0, 1), `test_factor` a finite number of at least 10, and the size at most
+/// [`MAX_HELDOUT`]. Commands call it before anything runs.
+pub fn heldout_size(eps: f64, test_factor: f64) -> Result<usize, ExperimentError> {
+    if !(eps > 0.0 && eps < 1.0) {
+        return Err(ExperimentError::Invalid(format!(
+            "eps must be in (0, 1), got {eps}"
+        )));
+    }
+    if !(test_factor.is_finite() && test_factor >= 10.0) {
+        return Err(ExperimentError::Invalid(format!(
+            "--test-factor must be a finite number of at least 10 (held-out set of 10/eps prompts), got {test_factor}"
+        )));
+    }
+    let n = (test_factor / eps).ceil();
+    if n > MAX_HELDOUT as f64 {
+        return Err(ExperimentError::Invalid(format!(
+            "eps {eps} with --test-factor {test_factor} needs {n:.0} held-out prompts, over the limit of {MAX_HELDOUT} (the held-out set is kept in memory): use eps >= {:e} or a smaller --test-factor",
+            test_factor / MAX_HELDOUT as f64
+        )));
+    }
+    Ok(n as usize)
+}
+
 /// [`run_one`], keeping the run's artifacts; with a journal, every expensive result is
 /// journaled (and what the journal already holds is replayed: a resumed run).
 pub fn run_one_full(
@@ -208,22 +236,10 @@ pub fn run_one_full(
     on_record: impl FnMut(&MetricRecord),
     journal: Option<&dyn Journal>,
 ) -> Result<(RunResult, RunArtifacts), ExperimentError> {
-    if !(spec.eps > 0.0 && spec.eps < 1.0) {
-        return Err(ExperimentError::Invalid(format!(
-            "eps must be in (0, 1), got {}",
-            spec.eps
-        )));
-    }
-    if spec.test_factor < 10.0 {
-        return Err(ExperimentError::Invalid(format!(
-            "test_factor must be at least 10 (held-out set of 10/eps prompts), got {}",
-            spec.test_factor
-        )));
-    }
+    let n_test = heldout_size(spec.eps, spec.test_factor)?;
     let (task, task_params) = autotune_tasks::build_task(&spec.task, &spec.task_params, spec.seed)?;
     let d = task.dimension();
     let strategy = build_strategy(&spec.strategy, &spec.strategy_params, spec.eps, d)?;
-    let n_test = (spec.test_factor / spec.eps).ceil() as usize;
     let heldout = HeldOut::new(task.prompts("test", spec.seed)?.draw(n_test)?)
         .with_output(strategy.config().output);
     let mut obs = HeldOutObserver {

@@ -71,7 +71,7 @@ fn compare_report(launch: &mut Launch, a: CompareArgs) -> Result<CompareReport> 
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let mut b = budget(&a.common);
+    let mut b = budget(&a.common)?;
     let min_eps = eps.iter().copied().fold(1.0, f64::min);
     default_max_demos(&mut b, t.as_ref(), min_eps);
     let spec = CompareSpec {
@@ -87,7 +87,11 @@ fn compare_report(launch: &mut Launch, a: CompareArgs) -> Result<CompareReport> 
         stop_at_eps: !a.common.run_to_stop,
         nested_eps: a.nested_eps,
     };
-    let dir = run_dir(a.out, "compare", &spec.task);
+    // Every run's spec (held-out sizes, strategy parameters) is checked before the run
+    // directory is made.
+    spec.runs()?;
+    autotune_experiment::RunConfig::resolve(launch.provenance(), &spec)?;
+    let dir = run_dir(a.out, "compare", &spec.task)?;
     run_compare(launch, &spec, &dir, a.json.as_deref())
 }
 
@@ -109,7 +113,7 @@ fn burn_in(launch: &mut Launch, a: &CompareArgs, list: &str) -> Result<()> {
         a.out.clone(),
         "burn-in",
         a.task.as_deref().unwrap_or("file"),
-    );
+    )?;
     let mut reports = Vec::new();
     for &k in &kappas {
         let mut one = CompareArgs {

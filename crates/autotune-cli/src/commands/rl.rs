@@ -60,7 +60,7 @@ pub fn run(a: RlArgs) -> Result<()> {
         coverage_samples: a.coverage_samples,
         coverage_prompts: a.coverage_prompts,
     };
-    let dir = run_dir(a.out.clone(), "rl", &task);
+    let dir = run_dir(a.out.clone(), "rl", &task)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let report = autotune_experiment::run_rl(&spec, &|sel, seed, step, err| {
         if let Some(e) = err {

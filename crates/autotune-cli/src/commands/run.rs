@@ -35,7 +35,8 @@ pub fn run(launch: &mut Launch, a: RunArgs) -> Result<()> {
     })?;
     let t = instance(&task, &task_params)?;
     check_reference(t.as_ref(), [&a.strategy])?;
-    let mut b = budget(&a.common);
+    autotune_experiment::heldout_size(eps, a.common.test_factor)?;
+    let mut b = budget(&a.common)?;
     default_max_demos(&mut b, t.as_ref(), eps);
     let spec = RunSpec {
         task: task.clone(),
@@ -167,7 +168,7 @@ pub fn run(launch: &mut Launch, a: RunArgs) -> Result<()> {
     writer.finish(&report)?;
     let l = &res.summary.final_ledger;
     println!(
-        "{} on {} (eps {}, seed {}): {} | demos to eps: {} | final held-out error {:.4} on {} prompts | stop: {:?}",
+        "{} on {} (eps {}, seed {}): {} | demos to eps: {} | final held-out error {:.4} on {} prompts | stop: {}",
         res.summary.strategy,
         res.task,
         res.summary.eps,
