@@ -15,7 +15,8 @@ pub use records::{
 };
 pub use remote::{ChatTeacher, GeneratorTeacher, RemoteStudent, TextGenerator, TextPrompt};
 pub use text_task::{
-    decode, encode, FileTeacher, MemoStudent, ModelTeacher, TextTask, TextTaskConfig,
+    check_demos, decode, encode, preflight, read_demos, Demos, FileTeacher, MemoStudent,
+    ModelTeacher, TextTask, TextTaskConfig,
 };
 
 use thiserror::Error;

@@ -144,6 +144,34 @@ impl FileTeacher {
         reader: R,
         file: &str,
     ) -> std::result::Result<Self, DataError> {
+        Ok(Self::from_demos(records, read_demos(reader, file)?, file))
+    }
+
+    /// A teacher serving `demos` (by record id), read from `file`.
+    pub fn from_demos(records: Arc<Vec<TaskRecord>>, demos: Demos, file: &str) -> Self {
+        Self {
+            records,
+            demos: Some(demos),
+            source: file.to_string(),
+            served: AtomicU64::new(0),
+        }
+    }
+
+    /// Demonstrations served so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
+/// A teacher file's demonstrations: record id -> (CoT, answer).
+pub type Demos = HashMap<String, (String, String)>;
+
+/// Reads a teacher file (`{"id", "cot", "answer"?}` per line); `file` names it in errors.
+pub fn read_demos<R: std::io::BufRead>(
+    reader: R,
+    file: &str,
+) -> std::result::Result<Demos, DataError> {
+    {
         let mut demos = HashMap::new();
         crate::records::each_line(reader, file, |line, value| {
             let bad = |message: String| DataError::BadRecord {
@@ -174,17 +202,7 @@ impl FileTeacher {
             }
             Ok(())
         })?;
-        Ok(Self {
-            records,
-            demos: Some(demos),
-            source: file.to_string(),
-            served: AtomicU64::new(0),
-        })
-    }
-
-    /// Demonstrations served so far.
-    pub fn served(&self) -> u64 {
-        self.served.load(Ordering::Relaxed)
+        Ok(demos)
     }
 }
 
@@ -369,6 +387,142 @@ impl PromptSource for PoolSource {
     }
 }
 
+/// Checks a file's records before anything is spent on them, and returns `(line, what is
+/// wrong)` for each record no student could ever pass:
+/// - its gold answer fails its own verifier (given as the prediction, the gold must be
+///   accepted: a gold the verifier cannot read makes every answer wrong). Records checked by
+///   `code` are left out: checking them runs every gold program against its tests;
+/// - it has the same prompt as another record whose answer the verifier does not accept for
+///   it (conflicting records: a student answers one prompt one way, so one of them always
+///   fails). Every record of such a group is reported.
+pub fn preflight(
+    records: &[TaskRecord],
+    verifiers: &HashMap<String, Box<dyn AnswerVerifier>>,
+    default: &str,
+) -> Vec<(usize, String)> {
+    let name_of = |r: &TaskRecord| r.verifier.clone().unwrap_or_else(|| default.to_string());
+    let mut problems: Vec<(usize, String)> = Vec::new();
+    // Gold against itself, one batch per verifier.
+    let mut groups: HashMap<String, Vec<&TaskRecord>> = HashMap::new();
+    for r in records {
+        let name = name_of(r);
+        if name != "code" {
+            groups.entry(name).or_default().push(r);
+        }
+    }
+    for (name, rs) in &groups {
+        let Some(v) = verifiers.get(name) else {
+            continue;
+        };
+        let items: Vec<Item> = rs
+            .iter()
+            .map(|r| Item {
+                gold: r.answer.clone(),
+                prediction: r.answer.clone(),
+                tests: None,
+            })
+            .collect();
+        for (r, verdict) in rs.iter().zip(v.verify_batch(&items)) {
+            if !verdict.correct {
+                problems.push((
+                    r.line,
+                    format!(
+                        "the gold answer `{}` fails its own verifier `{name}`{}",
+                        shorten(&r.answer),
+                        verdict
+                            .reason
+                            .map_or(String::new(), |why| format!(" ({why})"))
+                    ),
+                ));
+            }
+        }
+    }
+    // Records with the same prompt must agree on the answer.
+    let mut by_prompt: HashMap<&str, Vec<&TaskRecord>> = HashMap::new();
+    for r in records {
+        by_prompt.entry(r.prompt.as_str()).or_default().push(r);
+    }
+    for rs in by_prompt.values().filter(|rs| rs.len() > 1) {
+        let first = rs[0];
+        let Some(v) = verifiers.get(&name_of(first)) else {
+            continue;
+        };
+        let conflict = rs[1..].iter().any(|r| {
+            !v.verify(&Item {
+                gold: first.answer.clone(),
+                prediction: r.answer.clone(),
+                tests: r.tests.clone(),
+            })
+            .correct
+        });
+        if conflict {
+            let lines: Vec<String> = rs.iter().map(|r| r.line.to_string()).collect();
+            for r in rs {
+                problems.push((
+                    r.line,
+                    format!(
+                        "conflicting records: lines {} have the same prompt and different answers (this one `{}`)",
+                        lines.join(", "),
+                        shorten(&r.answer)
+                    ),
+                ));
+            }
+        }
+    }
+    problems.sort_by_key(|(line, _)| *line);
+    problems.dedup_by_key(|(line, _)| *line);
+    problems
+}
+
+/// The records whose demonstration in the teacher file `file` its verifier rejects against the
+/// gold: `(record line, what is wrong)`. A student trained on such a demonstration learns a
+/// wrong answer, and buying it again buys the same one. `code` records are left out.
+pub fn check_demos(
+    records: &[TaskRecord],
+    demos: &Demos,
+    file: &str,
+    verifiers: &HashMap<String, Box<dyn AnswerVerifier>>,
+    default: &str,
+) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for r in records {
+        let name = r.verifier.as_deref().unwrap_or(default);
+        let (Some(v), Some((_, answer))) = (verifiers.get(name), demos.get(&r.id)) else {
+            continue;
+        };
+        if name == "code" {
+            continue;
+        }
+        let verdict = v.verify(&Item {
+            gold: r.answer.clone(),
+            prediction: answer.clone(),
+            tests: None,
+        });
+        if !verdict.correct {
+            out.push((
+                r.line,
+                format!(
+                    "the teacher's demonstration for id `{}` ({file}) answers `{}`, which the verifier `{name}` rejects against the gold `{}`",
+                    r.id,
+                    shorten(answer),
+                    shorten(&r.answer)
+                ),
+            ));
+        }
+    }
+    out
+}
+
+/// At most 60 characters of an answer, for messages.
+fn shorten(s: &str) -> String {
+    let s = s.trim();
+    if s.chars().count() <= 60 {
+        s.to_string()
+    } else {
+        format!("{}...", s.chars().take(57).collect::<String>())
+    }
+}
+
 /// A task read from a JSONL file (see [`crate::read_tasks`] for the formats).
 pub struct TextTask {
     name: String,
@@ -385,9 +539,9 @@ pub struct TextTask {
 
 impl TextTask {
     pub fn open(cfg: TextTaskConfig) -> std::result::Result<Self, DataError> {
-        let imported = read_tasks(&cfg.path, cfg.format, cfg.skip_bad)?;
-        let records = Arc::new(imported.records);
+        let mut imported = read_tasks(&cfg.path, cfg.format, cfg.skip_bad)?;
         let mut verifiers = HashMap::new();
+        let records = &imported.records;
         let mut names: Vec<&str> = records
             .iter()
             .filter_map(|r| r.verifier.as_deref())
@@ -407,6 +561,44 @@ impl TextTask {
                 verifiers.insert(name.to_string(), v);
             }
         }
+        let teacher_demos = match (&cfg.model_teacher, cfg.teacher.as_deref()) {
+            (None, Some(path)) => {
+                let (reader, file) = crate::records::open_lines(path)?;
+                Some((read_demos(reader, &file)?, file))
+            }
+            _ => None,
+        };
+        let mut problems = preflight(records, &verifiers, &cfg.verifier);
+        if let Some((demos, file)) = &teacher_demos {
+            problems.extend(check_demos(records, demos, file, &verifiers, &cfg.verifier));
+            problems.sort_by_key(|(line, _)| *line);
+            problems.dedup_by_key(|(line, _)| *line);
+        }
+        if !problems.is_empty() {
+            let file = cfg.path.display().to_string();
+            if !cfg.skip_bad {
+                let (line, what) = &problems[0];
+                let more = match problems.len() {
+                    1 => String::new(),
+                    n => format!(" ({} more records like it)", n - 1),
+                };
+                return Err(DataError::Invalid(format!(
+                    "{file}:{line}: {what}{more}; no student can pass such a record, so a run would spend its whole budget on it: fix it, or give --skip-bad to skip it"
+                )));
+            }
+            let bad: std::collections::HashSet<usize> = problems.iter().map(|(l, _)| *l).collect();
+            imported
+                .skipped
+                .extend(problems.iter().map(|(l, w)| format!("{file}:{l}: {w}")));
+            imported.records.retain(|r| !bad.contains(&r.line));
+            if imported.records.is_empty() {
+                return Err(DataError::Invalid(format!(
+                    "{file}: no record passed the pre-flight checks ({} skipped)",
+                    imported.skipped.len()
+                )));
+            }
+        }
+        let records = Arc::new(imported.records);
         let n = records.len();
         let (train, test) = match cfg.holdout {
             None => (0..n, 0..n),
@@ -429,9 +621,10 @@ impl TextTask {
         Ok(Self {
             name: format!("file:{}", cfg.path.display()),
             teacher: match cfg.model_teacher {
-                None => {
-                    AnyTeacher::File(FileTeacher::new(records.clone(), cfg.teacher.as_deref())?)
-                }
+                None => AnyTeacher::File(match teacher_demos {
+                    Some((demos, file)) => FileTeacher::from_demos(records.clone(), demos, &file),
+                    None => FileTeacher::new(records.clone(), None)?,
+                }),
                 Some(ModelTeacher::Chat(c)) => AnyTeacher::Chat(Box::new(ChatTeacher {
                     records: records.clone(),
                     client: autotune_http::ChatClient::new(*c)

@@ -165,3 +165,77 @@ fn a_saved_student_loads_back_answer_for_answer() {
     let e = t.load_student("{\"table\": 3}").err().unwrap().to_string();
     assert!(e.contains("not a memorising-student checkpoint"), "{e}");
 }
+
+/// Pre-flight: a gold answer its own verifier rejects, records with the same prompt and
+/// different answers, and a teacher demonstration that fails its verifier are reported at load
+/// (an error naming file, line and fix; with skip_bad, skipped and counted), so no
+/// demonstration is ever bought for them.
+#[test]
+fn preflight_reports_unpassable_records_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = write(
+        &dir,
+        "t.jsonl",
+        concat!(
+            "{\"id\": \"a\", \"prompt\": \"1+1?\", \"answer\": 2}\n",
+            "{\"id\": \"b\", \"prompt\": \"a number?\", \"answer\": \"seven\"}\n",
+            "{\"id\": \"c\", \"prompt\": \"3+3?\", \"answer\": 6}\n",
+            "{\"id\": \"d\", \"prompt\": \"3+3?\", \"answer\": 7}\n",
+            "{\"id\": \"e\", \"prompt\": \"2+3?\", \"answer\": 5}\n",
+            "{\"id\": \"f\", \"prompt\": \"2+2?\", \"answer\": 4}\n",
+            "{\"id\": \"g\", \"prompt\": \"2+2?\", \"answer\": \"4.0\"}\n",
+        ),
+    );
+    // Without skip_bad: the first problem, where it is, how many more, and the fix.
+    let e = TextTask::open(config(tasks.clone(), None))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("t.jsonl:2:"), "{e}");
+    assert!(
+        e.contains("the gold answer `seven` fails its own verifier `numeric`"),
+        "{e}"
+    );
+    assert!(e.contains("(2 more records like it)"), "{e}");
+    assert!(e.contains("--skip-bad"), "{e}");
+    // With skip_bad: skipped and counted; records that agree up to the verifier (4 and 4.0)
+    // are not a conflict.
+    let mut c = config(tasks.clone(), None);
+    c.skip_bad = true;
+    let t = TextTask::open(c).unwrap();
+    let ids: Vec<&str> = t.records().iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["a", "e", "f", "g"]);
+    assert_eq!(t.skipped.len(), 3, "{:?}", t.skipped);
+    assert!(
+        t.skipped[1].contains("t.jsonl:3: conflicting records: lines 3, 4"),
+        "{:?}",
+        t.skipped
+    );
+    // A wrong teacher line: reported, the record skipped, its demonstration never served.
+    let teacher = write(
+        &dir,
+        "teacher.jsonl",
+        concat!(
+            "{\"id\": \"a\", \"cot\": \"1+1 = 2\", \"answer\": 2}\n",
+            "{\"id\": \"e\", \"cot\": \"2+3 = 6\", \"answer\": 6}\n",
+            "{\"id\": \"f\", \"cot\": \"2+2 = 4\", \"answer\": 4}\n",
+            "{\"id\": \"g\", \"cot\": \"2+2 = 4\", \"answer\": 4}\n",
+        ),
+    );
+    let mut c = config(tasks, Some(teacher));
+    c.skip_bad = true;
+    let t = TextTask::open(c).unwrap();
+    let ids: Vec<&str> = t.records().iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["a", "f", "g"]);
+    assert!(
+        t.skipped.iter().any(
+            |s| s.contains("t.jsonl:5: the teacher's demonstration for id `e`")
+                && s.contains("answers `6`")
+        ),
+        "{:?}",
+        t.skipped
+    );
+    let pool = t.pool().unwrap();
+    t.teacher().demonstrate_batch(&pool).unwrap();
+    assert_eq!(t.file_teacher().unwrap().served(), 3);
+}
