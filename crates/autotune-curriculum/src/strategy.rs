@@ -494,12 +494,12 @@ impl Resolved {
     }
 }
 
-/// How a strategy's certificate spends `delta` (its `certificate` parameter; naive, the rule
-/// every published result before issue 15 was measured with, when it declares none).
+/// How a strategy's certificate spends `delta` (its `certificate` parameter; spent when it
+/// declares none).
 pub fn certificate_rule(cfg: &StrategyConfig) -> CertificateRule {
     match cfg.params.raw("certificate") {
-        Some("spent") => CertificateRule::Spent,
-        _ => CertificateRule::Naive,
+        Some("naive") => CertificateRule::Naive,
+        _ => CertificateRule::Spent,
     }
 }
 
@@ -532,7 +532,7 @@ pub(crate) mod common {
     };
     pub const CERTIFICATE: ParamSpec = ParamSpec {
         key: "certificate",
-        default: "naive",
+        default: "spent",
         help: "spent: the a-th run of rejections is a test at delta/(a(a+1)), so all tests together stay within delta | naive: every run tests at delta (false certificates above delta)",
     };
     pub const INIT: ParamSpec = ParamSpec {
