@@ -15,12 +15,17 @@
 //!   rationals, symbolic expressions compared at fixed pseudo-random points, equations
 //!   `x = 3` against `3`, sets sorted, open intervals against pairs, text case-insensitive.
 //!
+//! * Plain answers math-verify misreads (`plain.rs`): numbers in scientific notation, clock
+//!   times and alphanumeric tokens such as base-16 numbers are decided on their own terms
+//!   first (math-verify reads `4.58e-09` as `4.58`, `:` as division, `3a0` as `3`).
+//!
 //! The gold is parsed like the prediction, wrapped in `$...$` when it has no unescaped `$`
 //! and no `\boxed` (math-verify's README parses golds that way).
 
 mod extract;
 mod latex;
 mod normalize;
+mod plain;
 mod pyexpr;
 mod value;
 
@@ -103,6 +108,9 @@ impl AnswerVerifier for MathVerifier {
     }
 
     fn verify(&self, item: &Item) -> Verdict {
+        if let Some(v) = plain::verify(tail(&item.gold), tail(&item.prediction)) {
+            return v;
+        }
         let gold = parse_answer(&wrap_gold(tail(&item.gold)));
         let pred = parse_answer(&item.prediction);
         let extracted = pred.text.clone();
