@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use autotune_curriculum::GrpoConfig;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
@@ -71,23 +72,23 @@ pub struct RlArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Samples per prompt (the group).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = GrpoConfig::default().group)]
     pub group: usize,
     /// Groups per policy-gradient update.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = GrpoConfig::default().prompts_per_step)]
     pub prompts_per_step: usize,
     /// Sampling temperature of the rollouts.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = GrpoConfig::default().temperature)]
     pub temperature: f64,
     /// Learning rate of the policy-gradient step.
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = GrpoConfig::default().lr)]
     pub lr: f64,
     /// Rounds of drawing per update at most (filtering selectors draw again until the batch
     /// is full).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = GrpoConfig::default().max_rounds)]
     pub max_rounds: usize,
     /// Steps per run at most.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = GrpoConfig::default().max_steps)]
     pub max_steps: usize,
     /// Advantages are reward minus the group mean, not divided by the group's std.
     #[arg(long)]
@@ -157,7 +158,7 @@ pub struct Common {
     #[arg(long, value_name = "K")]
     pub kappa: Option<String>,
     /// Held-out prompts per run: ceil(TEST_FACTOR / eps); at least 10.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = autotune_experiment::DEFAULT_TEST_FACTOR)]
     pub test_factor: f64,
     /// Stop a run after this many teacher demonstrations (default: 20 d / eps).
     #[arg(long)]

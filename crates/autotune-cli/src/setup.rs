@@ -161,7 +161,10 @@ pub fn instance(task: &str, params: &Params) -> Result<Box<dyn autotune_core::Ta
 /// Fills the default demo budget, 20 d / eps, once the task's dimension is known.
 pub fn default_max_demos(b: &mut Budget, task: &dyn autotune_core::Task, eps: f64) {
     if b.max_demos.is_none() {
-        b.max_demos = Some((20.0 * task.dimension() as f64 / eps).ceil() as u64);
+        b.max_demos = Some(
+            (autotune_experiment::DEFAULT_DEMOS_PER_D_OVER_EPS * task.dimension() as f64 / eps)
+                .ceil() as u64,
+        );
     }
 }
 

@@ -1152,3 +1152,28 @@ fn same_second_compares_get_their_own_run_directories() {
     assert_eq!(dirs, 3, "three compares, three run directories");
     std::fs::remove_dir_all(&cwd).ok();
 }
+
+/// An RL strategy on a task file says what a task file can run, not flags it cannot take.
+#[test]
+fn an_rl_strategy_on_a_task_file_names_what_can_run_instead() {
+    let dir = std::env::temp_dir().join(format!("autotune-rl-file-{}", std::process::id()));
+    let out = dir.to_string_lossy().into_owned();
+    let tasks = examples("arith.jsonl");
+    for strategy in ["autotune-rl", "rft-uniform"] {
+        let args = [
+            "run",
+            "--tasks",
+            &tasks,
+            "--strategy",
+            strategy,
+            "--eps",
+            "0.1",
+            "--out",
+            &out,
+        ];
+        assert_one_line_error(&args, &["has none", "teacher strategy", "autotune-cex"]);
+        let (_, _, err) = autotune(&args);
+        assert!(!err.contains("arith: --param"), "{err}");
+        assert!(!dir.exists(), "{args:?} made a run directory");
+    }
+}

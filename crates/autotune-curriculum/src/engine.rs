@@ -403,6 +403,15 @@ pub fn score_prompts(
 
 /// The error for strategy `strategy`, which samples a reference policy, on a task given none.
 pub fn no_reference(strategy: &str, task: &str) -> CoreError {
+    if task.starts_with("file") {
+        // A file task takes neither flag: say what it can run instead.
+        return CoreError::Input(format!(
+            "strategy {strategy} samples a reference policy pi_ref, and a task file ({task}) has \
+             none: run it with a teacher strategy (uniform, autotune-cex, autotune-filterboost, \
+             ...); the RL strategies run on halfspace-cot --kappa K and on arith --param \
+             reference=CHECKPOINT"
+        ));
+    }
     CoreError::Input(format!(
         "strategy {strategy} samples a reference policy pi_ref, and task {task} was not given \
          one (halfspace-cot: --kappa K; arith: --param reference=CHECKPOINT)"

@@ -97,6 +97,7 @@ pub struct GrpoConfig {
     pub normalize_std: bool,
 }
 
+/// The defaults of `autotune rl` (its flags read them from here: one place).
 impl Default for GrpoConfig {
     fn default() -> Self {
         Self {
@@ -106,7 +107,7 @@ impl Default for GrpoConfig {
             temperature: 1.0,
             lr: 1e-3,
             max_rounds: 8,
-            max_steps: 10_000,
+            max_steps: 2_000,
             normalize_std: true,
         }
     }

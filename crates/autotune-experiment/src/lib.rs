@@ -32,7 +32,7 @@ pub use rl::{
 };
 pub use run::{
     heldout_size, journal_stream, run_one, run_one_full, Checkpoint, RunArtifacts, RunResult,
-    RunSpec, RunSummary, MAX_HELDOUT,
+    RunSpec, RunSummary, DEFAULT_DEMOS_PER_D_OVER_EPS, DEFAULT_TEST_FACTOR, MAX_HELDOUT,
 };
 pub use rundir::{
     pretty_json, write_atomic, LedgerFile, Provenance, ResolvedStrategy, ResolvedTask, RunConfig,

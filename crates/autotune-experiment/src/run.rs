@@ -201,6 +201,13 @@ pub fn journal_stream(spec: &RunSpec) -> String {
     format!("{}/{}/{}", spec.strategy, spec.eps, spec.seed)
 }
 
+/// The held-out set's default size factor: `10 / eps` prompts (also its smallest).
+pub const DEFAULT_TEST_FACTOR: f64 = 10.0;
+
+/// The default demonstration budget per unit of `d / eps`: a run stops after `20 d / eps`
+/// teacher demonstrations unless told otherwise.
+pub const DEFAULT_DEMOS_PER_D_OVER_EPS: f64 = 20.0;
+
 /// The most held-out prompts a run draws: they are generated and kept in memory before the
 /// run starts (about 32 bytes each on halfspace-cot), so `10 / eps` caps eps at 1e-6.
 pub const MAX_HELDOUT: usize = 10_000_000;
@@ -214,7 +221,7 @@ pub fn heldout_size(eps: f64, test_factor: f64) -> Result<usize, ExperimentError
             "eps must be in (0, 1), got {eps}"
         )));
     }
-    if !(test_factor.is_finite() && test_factor >= 10.0) {
+    if !(test_factor.is_finite() && test_factor >= DEFAULT_TEST_FACTOR) {
         return Err(ExperimentError::Invalid(format!(
             "--test-factor must be a finite number of at least 10 (held-out set of 10/eps prompts), got {test_factor}"
         )));

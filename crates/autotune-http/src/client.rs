@@ -61,7 +61,15 @@ pub struct ChatClient {
     pending_cv: Condvar,
     usage: Mutex<Usage>,
     rng: Mutex<ChaCha8Rng>,
+    /// Whether a server has ever answered this client (any HTTP status): until one has,
+    /// connection failures mean nobody listens, and the client gives up after
+    /// [`UNREACHABLE_AFTER`] attempts.
+    answered: std::sync::atomic::AtomicBool,
 }
+
+/// Connection attempts that fail before any server has answered, after which a client gives
+/// up (a closed port is refused at once; backing off through every retry took minutes).
+pub const UNREACHABLE_AFTER: u32 = 3;
 
 impl fmt::Debug for ChatClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -185,6 +193,7 @@ impl ChatClient {
             pending_cv: Condvar::new(),
             usage: Mutex::new(Usage::default()),
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(config.backoff.jitter_seed)),
+            answered: std::sync::atomic::AtomicBool::new(false),
             config,
         })
     }
@@ -426,7 +435,7 @@ impl ChatClient {
                         });
                     }
                     attempt += 1;
-                    std::thread::sleep(self.backoff_delay(attempt, e.retry_after()));
+                    self.wait_to_retry(e, attempt)?;
                 }
             }
         }
@@ -474,7 +483,9 @@ impl ChatClient {
                 });
             }
             attempt += 1;
-            std::thread::sleep(self.backoff_delay(attempt, e.retry_after()));
+            if let Err(e) = self.wait_to_retry(e, attempt) {
+                break Err(e);
+            }
         };
         if result.is_err() {
             lock(&self.usage).failures += 1;
@@ -496,6 +507,8 @@ impl ChatClient {
             self.transport_error(url, e, "sending the request or awaiting the answer")
         })?;
         let status = resp.status().as_u16();
+        self.answered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let limit = if (200..300).contains(&status) {
             MAX_BODY_BYTES
         } else {
@@ -516,6 +529,31 @@ impl ChatClient {
             });
         }
         Ok(self.redact(String::from_utf8_lossy(&bytes).into_owned()))
+    }
+
+    /// Before retry number `retry` (1-based) after the retryable error `e`: gives up with
+    /// [`HttpError::Unreachable`] when no server has ever answered and [`UNREACHABLE_AFTER`]
+    /// attempts could not connect; otherwise says on stderr what is retried and when, and
+    /// waits.
+    fn wait_to_retry(&self, e: HttpError, retry: u32) -> Result<(), HttpError> {
+        use std::sync::atomic::Ordering;
+        if let HttpError::Connect { url, .. } = &e {
+            if retry >= UNREACHABLE_AFTER && !self.answered.load(Ordering::Relaxed) {
+                return Err(HttpError::Unreachable {
+                    url: url.clone(),
+                    attempts: retry,
+                    last: Box::new(e),
+                });
+            }
+        }
+        let delay = self.backoff_delay(retry, e.retry_after());
+        eprintln!(
+            "warning: {e}; retry {retry} of {} in {:.1} s",
+            self.config.max_retries,
+            delay.as_secs_f64()
+        );
+        std::thread::sleep(delay);
+        Ok(())
     }
 
     /// Wait before retry number `retry` (1-based).
@@ -556,6 +594,8 @@ impl ChatClient {
             )
         })?;
         let status = resp.status().as_u16();
+        self.answered
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         if !(200..300).contains(&status) {
             let retry_after = retry_after(resp.headers());
             let message = match resp

@@ -63,6 +63,18 @@ pub enum HttpError {
     /// A retryable failure persisted through every attempt.
     #[error("giving up after {attempts} attempts; last error: {last}")]
     RetriesExhausted { attempts: u32, last: Box<HttpError> },
+
+    /// No server has answered at this address: the first attempts could not connect at all
+    /// (refused, unreachable), so the client gives up at once instead of backing off through
+    /// every retry.
+    #[error(
+        "nobody answers at {url}: {attempts} connection attempts failed ({last}); is the server running, and is the URL right?"
+    )]
+    Unreachable {
+        url: String,
+        attempts: u32,
+        last: Box<HttpError>,
+    },
 }
 
 impl HttpError {
@@ -82,7 +94,8 @@ impl HttpError {
             | HttpError::Cache { .. }
             | HttpError::BodyTooLarge { .. }
             | HttpError::Request { .. }
-            | HttpError::RetriesExhausted { .. } => false,
+            | HttpError::RetriesExhausted { .. }
+            | HttpError::Unreachable { .. } => false,
         }
     }
 

@@ -55,7 +55,7 @@ pub mod fuzzing {
     }
 }
 
-pub use client::{ChatClient, MAX_BODY_BYTES};
+pub use client::{ChatClient, MAX_BODY_BYTES, UNREACHABLE_AFTER};
 pub use config::{BackoffConfig, ChatConfig, Prices, MAX_CONCURRENCY};
 pub use error::{HttpError, MAX_ERROR_MESSAGE_CHARS};
 pub use types::{ChatRequest, Completion, Message, Role, Usage};

@@ -571,3 +571,35 @@ fn config_from_toml() {
         "{err}"
     );
 }
+
+/// A closed port: the client gives up after a few attempts with an error that says nobody
+/// answers, instead of backing off through every retry.
+#[test]
+fn a_closed_port_gives_up_fast_and_says_nobody_answers() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut c = ChatConfig::new(format!("http://127.0.0.1:{port}/v1"), "m");
+    c.max_retries = 6;
+    c.backoff.initial_seconds = 0.01;
+    c.backoff.max_seconds = 0.01;
+    let client = ChatClient::new(c).unwrap();
+    let err = client.complete(&user(6)).unwrap_err();
+    match &err {
+        HttpError::Unreachable { attempts, last, .. } => {
+            assert_eq!(*attempts, autotune_http::UNREACHABLE_AFTER);
+            assert!(matches!(**last, HttpError::Connect { .. }), "{last:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("nobody answers at") && text.contains("is the server running"),
+        "{text}"
+    );
+    assert_eq!(
+        client.usage().requests,
+        u64::from(autotune_http::UNREACHABLE_AFTER)
+    );
+}

@@ -34,7 +34,7 @@ pub fn run(launch: &mut Launch, a: DemoArgs) -> Result<()> {
         eps,
         seeds: a.seeds,
         base_seed: 0,
-        test_factor: 10.0,
+        test_factor: autotune_experiment::DEFAULT_TEST_FACTOR,
         budget: b,
         stop_at_eps: true,
         nested_eps: false,
