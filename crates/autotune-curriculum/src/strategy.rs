@@ -208,6 +208,22 @@ pub struct Update {
     pub member_added: bool,
 }
 
+impl Update {
+    /// The update of a single-model strategy: the one model trains on the phase's new
+    /// demonstrations.
+    pub fn single(
+        cx: &mut Context,
+        model: &mut Model,
+        phase: &Phase,
+    ) -> Result<Update, CurriculumError> {
+        Ok(Update {
+            fit: cx.fit_single(model, phase.new)?,
+            member_error: None,
+            member_added: true,
+        })
+    }
+}
+
 /// What the update of one phase trains on.
 pub struct Phase<'d> {
     pub phase: usize,

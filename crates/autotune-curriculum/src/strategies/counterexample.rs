@@ -75,11 +75,7 @@ impl Strategy for Counterexample {
         model: &mut Model,
         phase: &Phase,
     ) -> Result<Update, CurriculumError> {
-        Ok(Update {
-            fit: cx.fit_single(model, phase.new)?,
-            member_error: None,
-            member_added: true,
-        })
+        Update::single(cx, model, phase)
     }
 
     /// Every mistake is accepted: a rejection has probability at most `1 - err`.

@@ -79,11 +79,7 @@ impl Strategy for Iid {
         model: &mut Model,
         phase: &Phase,
     ) -> Result<Update, CurriculumError> {
-        Ok(Update {
-            fit: cx.fit_single(model, phase.new)?,
-            member_error: None,
-            member_added: true,
-        })
+        Update::single(cx, model, phase)
     }
 
     /// Every prompt is accepted, so this never certifies; it only bounds the size of each draw

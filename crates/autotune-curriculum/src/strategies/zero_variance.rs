@@ -97,11 +97,7 @@ impl Strategy for PassRate {
         model: &mut Model,
         phase: &Phase,
     ) -> Result<Update, CurriculumError> {
-        Ok(Update {
-            fit: cx.fit_single(model, phase.new)?,
-            member_error: None,
-            member_added: true,
-        })
+        Update::single(cx, model, phase)
     }
 
     fn pool_weight(&self, o: &PoolOutcomes) -> Option<Scored> {
