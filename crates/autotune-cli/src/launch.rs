@@ -80,7 +80,7 @@ impl Launch {
         dir: &Path,
         spec: &CompareSpec,
     ) -> Result<(RunDirWriter, FileJournal)> {
-        let config = RunConfig::resolve(self.provenance(), spec)?;
+        let config = RunConfig::resolve(&autotune_tasks::BuiltinTasks, self.provenance(), spec)?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         if !self.resuming && same_command_ran_here(dir) {
             // The same command into the same directory again (e.g. `autotune demo` twice):

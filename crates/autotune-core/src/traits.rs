@@ -249,6 +249,35 @@ pub trait Task: Send + Sync {
     }
 }
 
+/// Where the experiment layer gets its tasks: a task by name, for a seed, from the user's
+/// parameters. The experiment crate takes one of these instead of knowing the built-in tasks,
+/// so a library user can run comparisons on a [`Task`] of their own.
+pub trait TaskFactory: Sync {
+    /// Builds task `name` for `seed`; returns the task and its parameters resolved (checked,
+    /// defaults filled in), as the run's `config.toml` records them.
+    fn build(
+        &self,
+        name: &str,
+        params: &crate::Params,
+        seed: u64,
+    ) -> Result<(Box<dyn Task>, crate::Params)>;
+}
+
+/// Any function of the factory's shape is a factory (`|name, params, seed| ...`).
+impl<F> TaskFactory for F
+where
+    F: Fn(&str, &crate::Params, u64) -> Result<(Box<dyn Task>, crate::Params)> + Sync,
+{
+    fn build(
+        &self,
+        name: &str,
+        params: &crate::Params,
+        seed: u64,
+    ) -> Result<(Box<dyn Task>, crate::Params)> {
+        self(name, params, seed)
+    }
+}
+
 /// A prompt as a trainer sees it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PromptText {

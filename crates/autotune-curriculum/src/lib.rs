@@ -4,6 +4,19 @@
 //! and a [`Strategy`] from the registry ([`STRATEGIES`], built by [`build_strategy`]), runs the
 //! Test/Filter/Update loop through the ledger, and reports each phase to an [`Observer`].
 //! Each strategy is one file under `strategies/`.
+//!
+//! ```
+//! use autotune_core::Params;
+//! use autotune_curriculum::{build_strategy, STRATEGIES};
+//!
+//! // Algorithm 1 as written at eps = 1e-2, for a student class of dimension d = 11:
+//! // k = ceil(C ln(1/eps) / err*^2) phases, with C = 1 and err* = 1/4 by default.
+//! let alg1 = build_strategy("autotune-paper", &Params::default(), 1e-2, 11)?;
+//! assert_eq!(alg1.config().max_phases, 74);
+//! // Every strategy is in one registry, with its parameters and their defaults.
+//! assert!(STRATEGIES.iter().any(|s| s.name == "uniform"));
+//! # Ok::<(), autotune_curriculum::CurriculumError>(())
+//! ```
 
 mod engine;
 pub mod grpo;

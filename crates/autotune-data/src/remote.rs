@@ -8,8 +8,9 @@ use std::sync::Arc;
 use autotune_core::{ApiUsage, CoreError, Prompt, Result, Teacher, Trace};
 use autotune_http::{ChatClient, ChatRequest, Message};
 
+use crate::memo::MemoStudent;
 use crate::records::{final_answer, TaskRecord};
-use crate::text_task::trace_of;
+use crate::tokens::{decode, encode, trace_of};
 
 /// Writes completions for prompts given as text and, where the record had them, chat
 /// messages: a model in process (e.g. a saved student).
@@ -121,7 +122,7 @@ impl Teacher for GeneratorTeacher {
 /// so no generation comes from stale weights. Generations are not cached on disk (a new
 /// version is a new model).
 pub struct RemoteStudent {
-    local: crate::MemoStudent,
+    local: MemoStudent,
     records: Arc<Vec<TaskRecord>>,
     base_url: String,
     model: String,
@@ -144,7 +145,7 @@ fn api_of(u: autotune_http::Usage) -> ApiUsage {
 impl RemoteStudent {
     pub fn new(records: Arc<Vec<TaskRecord>>, base_url: &str, model: &str, slot: String) -> Self {
         Self {
-            local: crate::MemoStudent::default(),
+            local: MemoStudent::default(),
             records,
             base_url: base_url.trim_end_matches('/').to_string(),
             model: model.to_string(),
@@ -204,8 +205,8 @@ impl autotune_core::Policy for RemoteStudent {
         let requests: Vec<ChatRequest> = prompts
             .iter()
             .map(|p| match self.records.get(p.id as usize) {
-                Some(r) if crate::encode(&r.prompt) == p.tokens => ChatRequest::new(messages_of(r)),
-                _ => ChatRequest::user(crate::decode(&p.tokens)),
+                Some(r) if encode(&r.prompt) == p.tokens => ChatRequest::new(messages_of(r)),
+                _ => ChatRequest::user(decode(&p.tokens)),
             })
             .collect();
         client

@@ -1,6 +1,6 @@
 //! Comparisons: every (strategy, eps, seed) run, aggregated over seeds, with scaling fits.
 
-use autotune_core::{Journal, Ledger, ParamSpec, Params};
+use autotune_core::{Journal, Ledger, ParamSpec, Params, TaskFactory};
 use autotune_curriculum::{strategy_info, Budget, StopReason};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -317,6 +317,7 @@ fn fits(results: &[Aggregate], strategies: &[String]) -> Vec<StrategyFit> {
 /// Runs every (strategy, eps, seed) of `spec` in parallel; `on_record` gets every metrics
 /// record of every run as it happens (records of different runs interleave).
 pub fn compare(
+    tasks: &dyn TaskFactory,
     spec: &CompareSpec,
     on_record: &(dyn Fn(&MetricRecord) + Sync),
     journal: Option<&dyn Journal>,
@@ -325,7 +326,7 @@ pub fn compare(
     let specs = spec.runs()?;
     let runs: Vec<RunResult> = specs
         .par_iter()
-        .map(|r| run_one_full(r, on_record, journal).map(|(r, _)| r))
+        .map(|r| run_one_full(tasks, r, on_record, journal).map(|(r, _)| r))
         .collect::<Result<_, ExperimentError>>()?;
     Ok(report_from_runs(spec, runs, start.elapsed().as_secs_f64()))
 }

@@ -4,6 +4,39 @@
 //! `10/eps` of them, from a stream the run never trains on); a strategy reaches eps at the
 //! first checkpoint (end of a phase) whose held-out error is `<= eps`, and the cumulative cost
 //! at that checkpoint is reported.
+//!
+//! The tasks come from a [`TaskFactory`](autotune_core::TaskFactory) the caller passes: the
+//! CLI passes the built-in ones, a library user can pass a closure that builds their own.
+//!
+//! ```
+//! use autotune_core::{Params, Task, TaskFactory};
+//! use autotune_curriculum::Budget;
+//! use autotune_experiment::{run_one, RunSpec};
+//! use autotune_tasks::BuiltinTasks;
+//!
+//! // A factory of one's own: here it only narrows the built-in halfspace task.
+//! let mine = |name: &str, params: &Params, seed: u64| {
+//!     let mut p = params.clone();
+//!     p.insert("window", 6);
+//!     BuiltinTasks.build(name, &p, seed)
+//! };
+//! let spec = RunSpec {
+//!     task: "halfspace-cot".into(),
+//!     task_params: Params::default(),
+//!     strategy: "autotune-cex".into(),
+//!     strategy_params: Params::default(),
+//!     eps: 0.1,
+//!     seed: 1,
+//!     test_factor: 10.0,
+//!     budget: Budget::default(),
+//!     stop_at_eps: true,
+//!     also_eps: Vec::new(),
+//! };
+//! let result = run_one(&mine, &spec, |_record| {})?;
+//! assert_eq!(result.dimension, 7); // window + 1
+//! println!("demos to eps 0.1: {:?}", result.summary.demos_to_eps);
+//! # Ok::<(), autotune_experiment::ExperimentError>(())
+//! ```
 
 mod compare;
 mod eval;

@@ -2,7 +2,7 @@
 //! selector, over seeds: rollouts and wall time to reach the held-out target, and the
 //! reference policy's measured coverage.
 
-use autotune_core::{stream_seed, Ledger, Params, Prompt, Task, Token, Trace};
+use autotune_core::{stream_seed, Ledger, Params, Prompt, Task, TaskFactory, Token, Trace};
 use autotune_curriculum::{
     run_grpo, Budget, Control, GrpoConfig, GrpoObserver, GrpoStep, Model, Selector,
 };
@@ -262,6 +262,7 @@ impl<F: Fn(&GrpoStep, Option<f64>)> GrpoObserver for Watch<'_, F> {
 /// Trains with `selector` on `seed`; `on_step` sees every step (and the held-out error where
 /// it was evaluated).
 pub fn run_rl_one(
+    tasks: &dyn TaskFactory,
     spec: &RlSpec,
     selector: Selector,
     seed: u64,
@@ -280,7 +281,7 @@ pub fn run_rl_one(
             spec.heldout
         )));
     }
-    let (task, _) = autotune_tasks::build_task(&spec.task, &spec.task_params, seed)?;
+    let (task, _) = tasks.build(&spec.task, &spec.task_params, seed)?;
     let heldout = HeldOut::new(task.prompts("test", seed)?.draw(spec.heldout)?);
     let mut watch = Watch {
         task: task.as_ref(),
@@ -375,7 +376,11 @@ pub fn aggregate_rl(runs: &[RlRun], selectors: &[Selector]) -> Vec<RlAggregate> 
 pub type StepHook = dyn Fn(Selector, u64, &GrpoStep, Option<f64>) + Sync;
 
 /// Runs every selector on every seed (in parallel) and aggregates.
-pub fn run_rl(spec: &RlSpec, on_step: &StepHook) -> Result<RlReport, ExperimentError> {
+pub fn run_rl(
+    tasks: &dyn TaskFactory,
+    spec: &RlSpec,
+    on_step: &StepHook,
+) -> Result<RlReport, ExperimentError> {
     let t0 = std::time::Instant::now();
     if spec.selectors.is_empty() || spec.seeds == 0 {
         return Err(ExperimentError::Invalid(
@@ -384,7 +389,7 @@ pub fn run_rl(spec: &RlSpec, on_step: &StepHook) -> Result<RlReport, ExperimentE
     }
     spec.grpo.validate()?;
     let coverage = if spec.coverage_samples > 0 {
-        let (task, _) = autotune_tasks::build_task(&spec.task, &spec.task_params, spec.base_seed)?;
+        let (task, _) = tasks.build(&spec.task, &spec.task_params, spec.base_seed)?;
         Some(measure_coverage(
             task.as_ref(),
             spec.coverage_prompts,
@@ -399,7 +404,11 @@ pub fn run_rl(spec: &RlSpec, on_step: &StepHook) -> Result<RlReport, ExperimentE
         .collect();
     let runs: Vec<RlRun> = jobs
         .par_iter()
-        .map(|&(s, seed)| run_rl_one(spec, s, seed, &|st: &GrpoStep, e| on_step(s, seed, st, e)))
+        .map(|&(s, seed)| {
+            run_rl_one(tasks, spec, s, seed, &|st: &GrpoStep, e| {
+                on_step(s, seed, st, e)
+            })
+        })
         .collect::<Result<_, _>>()?;
     Ok(RlReport {
         spec: spec.clone(),

@@ -1,6 +1,6 @@
 //! One run: one task instance, one strategy, one target eps, one seed.
 
-use autotune_core::{Journal, Ledger, Params, Task};
+use autotune_core::{Journal, Ledger, Params, Task, TaskFactory};
 use autotune_curriculum::{
     build_strategy, run_curriculum_journaled, Budget, Control, Model, Observer, PhaseReport,
     StopReason, Strategy, StrategyConfig,
@@ -181,10 +181,11 @@ impl<F: FnMut(&MetricRecord)> Observer for HeldOutObserver<'_, F> {
 /// Runs `spec`, calling `on_record` with every metrics record as it happens: a phase record
 /// and an evaluation record after every phase, and an end record last.
 pub fn run_one(
+    tasks: &dyn TaskFactory,
     spec: &RunSpec,
     on_record: impl FnMut(&MetricRecord),
 ) -> Result<RunResult, ExperimentError> {
-    run_one_full(spec, on_record, None).map(|(r, _)| r)
+    run_one_full(tasks, spec, on_record, None).map(|(r, _)| r)
 }
 
 /// What a run leaves besides its measurements: the task instance, the output model and every
@@ -239,12 +240,13 @@ pub fn heldout_size(eps: f64, test_factor: f64) -> Result<usize, ExperimentError
 /// [`run_one`], keeping the run's artifacts; with a journal, every expensive result is
 /// journaled (and what the journal already holds is replayed: a resumed run).
 pub fn run_one_full(
+    tasks: &dyn TaskFactory,
     spec: &RunSpec,
     on_record: impl FnMut(&MetricRecord),
     journal: Option<&dyn Journal>,
 ) -> Result<(RunResult, RunArtifacts), ExperimentError> {
     let n_test = heldout_size(spec.eps, spec.test_factor)?;
-    let (task, task_params) = autotune_tasks::build_task(&spec.task, &spec.task_params, spec.seed)?;
+    let (task, task_params) = tasks.build(&spec.task, &spec.task_params, spec.seed)?;
     let d = task.dimension();
     let strategy = build_strategy(&spec.strategy, &spec.strategy_params, spec.eps, d)?;
     let heldout = HeldOut::new(task.prompts("test", spec.seed)?.draw(n_test)?)

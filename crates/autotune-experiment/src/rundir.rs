@@ -17,7 +17,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use autotune_core::{Ledger, Params};
+use autotune_core::{Ledger, Params, TaskFactory};
 use autotune_curriculum::{build_strategy, StrategyConfig};
 use serde::{Deserialize, Serialize};
 
@@ -83,9 +83,12 @@ pub struct RunConfig {
 
 impl RunConfig {
     /// Resolves `spec` (task defaults, strategy configurations per eps) without running it.
-    pub fn resolve(provenance: Provenance, spec: &CompareSpec) -> Result<Self, ExperimentError> {
-        let (task, params) =
-            autotune_tasks::build_task(&spec.task, &spec.task_params, spec.base_seed)?;
+    pub fn resolve(
+        tasks: &dyn TaskFactory,
+        provenance: Provenance,
+        spec: &CompareSpec,
+    ) -> Result<Self, ExperimentError> {
+        let (task, params) = tasks.build(&spec.task, &spec.task_params, spec.base_seed)?;
         let d = task.dimension();
         let mut strategy = Vec::new();
         for r in spec.runs()?.iter().filter(|r| r.seed == spec.base_seed) {

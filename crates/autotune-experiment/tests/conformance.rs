@@ -4,6 +4,7 @@
 use autotune_core::Params;
 use autotune_curriculum::{Budget, StopReason, STRATEGIES};
 use autotune_experiment::{run_one, RunResult, RunSpec};
+use autotune_tasks::BuiltinTasks;
 
 /// The paper's strategies run with their constants as written (k in the hundreds at eps 0.05
 /// for Algorithm 3); a handful of phases is enough to check their bookkeeping here.
@@ -38,7 +39,8 @@ fn spec(strategy: &str, eps: f64, seed: u64) -> RunSpec {
 }
 
 fn run(strategy: &str, eps: f64, seed: u64) -> RunResult {
-    run_one(&spec(strategy, eps, seed), |_| {}).unwrap_or_else(|e| panic!("{strategy}: {e}"))
+    run_one(&BuiltinTasks, &spec(strategy, eps, seed), |_| {})
+        .unwrap_or_else(|e| panic!("{strategy}: {e}"))
 }
 
 #[test]
@@ -152,7 +154,7 @@ fn autotune_rl_needs_fewer_rollouts_than_rft_uniform() {
     let with_kappa = |s: &str| {
         let mut sp = spec(s, 0.01, 4);
         sp.task_params.insert("kappa", 64);
-        run_one(&sp, |_| {}).unwrap()
+        run_one(&BuiltinTasks, &sp, |_| {}).unwrap()
     };
     let u = with_kappa("rft-uniform");
     let a = with_kappa("autotune-rl");
@@ -179,7 +181,7 @@ fn autotune_rl_needs_fewer_rollouts_than_rft_uniform() {
 fn an_rl_strategy_without_a_reference_policy_is_a_clear_error() {
     let mut sp = spec("rft-uniform", 0.05, 1);
     sp.task_params = Params::parse(&["window=12", "steps=10"]).unwrap();
-    let Err(e) = run_one(&sp, |_| {}) else {
+    let Err(e) = run_one(&BuiltinTasks, &sp, |_| {}) else {
         panic!("a run without pi_ref must fail")
     };
     let e = e.to_string();
@@ -206,7 +208,7 @@ fn runs_are_deterministic_under_a_seed() {
 fn the_certificate_stops_a_run_left_to_itself() {
     let mut sp = spec("autotune-cex", 0.05, 5);
     sp.stop_at_eps = false;
-    let r = run_one(&sp, |_| {}).unwrap();
+    let r = run_one(&BuiltinTasks, &sp, |_| {}).unwrap();
     assert!(
         matches!(r.summary.stop, StopReason::Certificate { .. }),
         "{:?}",
@@ -225,7 +227,7 @@ fn the_paper_runs_all_k_phases_and_aborts_on_a_short_part() {
     let mut sp = spec("autotune-paper", 0.05, 3);
     sp.stop_at_eps = false;
     sp.strategy_params = Params::parse(&["phases=5", "n=400", "n_prompt=30"]).unwrap();
-    let lazy = run_one(&sp, |_| {}).unwrap();
+    let lazy = run_one(&BuiltinTasks, &sp, |_| {}).unwrap();
     assert_eq!(lazy.summary.stop, StopReason::MaxPhases);
     assert_eq!(lazy.summary.phases, 5);
     assert_eq!(lazy.checkpoints.len(), 5);
@@ -235,7 +237,7 @@ fn the_paper_runs_all_k_phases_and_aborts_on_a_short_part() {
     assert_eq!(lazy.checkpoints[0].demos, 30);
     sp.strategy_params =
         Params::parse(&["phases=5", "n=400", "n_prompt=30", "rank_eval=full"]).unwrap();
-    let full = run_one(&sp, |_| {}).unwrap();
+    let full = run_one(&BuiltinTasks, &sp, |_| {}).unwrap();
     let demos = |r: &RunResult| r.checkpoints.iter().map(|c| c.demos).collect::<Vec<_>>();
     assert_eq!(demos(&lazy), demos(&full), "lazy and full decide alike");
     assert_eq!(lazy.summary.final_error, full.summary.final_error);
@@ -249,7 +251,10 @@ fn every_strategy_streams_metrics_that_parse_back_and_match_the_result() {
     use autotune_experiment::MetricRecord;
     for s in STRATEGIES {
         let mut lines: Vec<String> = Vec::new();
-        let r = run_one(&spec(s.name, 0.05, 2), |m| lines.push(m.to_line())).unwrap();
+        let r = run_one(&BuiltinTasks, &spec(s.name, 0.05, 2), |m| {
+            lines.push(m.to_line())
+        })
+        .unwrap();
         let recs: Vec<MetricRecord> = lines
             .iter()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", s.name)))
@@ -321,7 +326,7 @@ fn nested_eps_reads_larger_eps_off_the_smallest_run() {
         stop_at_eps: true,
         nested_eps: nested,
     };
-    let nested = compare(&compare_spec(true), &|_| {}, None).unwrap();
+    let nested = compare(&BuiltinTasks, &compare_spec(true), &|_| {}, None).unwrap();
     assert_eq!(nested.runs.len(), 8, "4 runs, each also read at eps 0.1");
     assert_eq!(nested.results.len(), 4);
     let full = compare_spec(true).runs().unwrap();
@@ -344,7 +349,7 @@ fn nested_eps_reads_larger_eps_off_the_smallest_run() {
     // Against the eps = 0.1 runs of their own, for the single model trained the same way the
     // first checkpoint at or below 0.1 is the same phase (on another held-out set, so compare
     // only that both reached and the demos agree within the checkpoint resolution).
-    let own = compare(&compare_spec(false), &|_| {}, None).unwrap();
+    let own = compare(&BuiltinTasks, &compare_spec(false), &|_| {}, None).unwrap();
     for a in own.results.iter().filter(|a| a.eps == 0.1) {
         let b = nested
             .results
@@ -383,7 +388,7 @@ fn warm_started_members_continue_the_last_member() {
             stop_at_eps: true,
             also_eps: Vec::new(),
         };
-        let (_, art) = run_one_full(&spec, |_| {}, None).unwrap();
+        let (_, art) = run_one_full(&BuiltinTasks, &spec, |_| {}, None).unwrap();
         let Model::Ensemble(members) = art.model else {
             panic!("an ensemble")
         };

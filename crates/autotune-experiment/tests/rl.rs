@@ -195,7 +195,7 @@ fn rejection_sampling_from_a_neural_reference_trains_a_fresh_student() {
             stop_at_eps: true,
             also_eps: Vec::new(),
         };
-        let r = autotune_experiment::run_one(&spec, |_| {}).unwrap();
+        let r = autotune_experiment::run_one(&autotune_tasks::BuiltinTasks, &spec, |_| {}).unwrap();
         let l = &r.summary.final_ledger;
         assert_eq!(l.teacher_calls, 0, "{strategy}");
         assert!(

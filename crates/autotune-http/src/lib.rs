@@ -1,6 +1,18 @@
 //! OpenAI-compatible chat-completions client for AutoTune: teacher, student generator
 //! and reference policy over HTTP.
 //!
+//! ```
+//! use autotune_http::ChatConfig;
+//!
+//! // A model server as a TOML or JSON file gives it; what is left out takes its default.
+//! let cfg: ChatConfig = serde_json::from_str(
+//!     r#"{"base_url": "http://127.0.0.1:8000/v1", "model": "teacher", "concurrency": 8}"#,
+//! )?;
+//! assert!(cfg.validate().is_ok());
+//! assert_eq!(cfg.endpoint(), "http://127.0.0.1:8000/v1/chat/completions");
+//! # Ok::<(), serde_json::Error>(())
+//! ```
+//!
 //! * [`ChatConfig`] (serde, so it can come from TOML): base URL, model, sampling
 //!   parameters, API key from an environment variable, concurrency, requests- and
 //!   tokens-per-minute limits, timeout, retries with capped exponential backoff and seeded

@@ -16,6 +16,17 @@
 //!   from which training continues bit for bit.
 //!
 //! All autograd is burn's; this crate only writes the forward passes.
+//!
+//! ```
+//! use autotune_neural::{GenerateOptions, NeuralModel, TransformerConfig};
+//!
+//! // An untrained model of 2 layers over 16 tokens; greedy generation with the KV cache.
+//! let config = TransformerConfig { n_layers: 2, ..TransformerConfig::small(16, 32) };
+//! let model = NeuralModel::new(config, 0)?;
+//! let out = model.generate(&[vec![1, 2, 3]], &GenerateOptions::greedy(5, None))?;
+//! assert_eq!(out[0].len(), 5);
+//! # Ok::<(), autotune_neural::NeuralError>(())
+//! ```
 
 mod checkpoint;
 mod generate;

@@ -9,6 +9,14 @@
 //!
 //! Damaged input does not stop the report: every unreadable file or line is listed (file,
 //! line, what is wrong) at the top of the page and on stderr, and what can be drawn is drawn.
+//!
+//! ```
+//! use autotune_report::RunData;
+//!
+//! // A directory that holds no run is an error that names what is missing.
+//! let e = RunData::load(std::path::Path::new("no-such-run")).unwrap_err();
+//! assert!(e.to_string().contains("no-such-run"));
+//! ```
 
 mod html;
 mod load;

@@ -39,6 +39,7 @@ fn run_dir() -> (tempfile::TempDir, PathBuf) {
     let dir = tmp.path().join("run");
     let s = spec();
     let cfg = RunConfig::resolve(
+        &autotune_tasks::BuiltinTasks,
         Provenance {
             command: "autotune compare --task halfspace-cot".into(),
             ..Provenance::default()
@@ -47,7 +48,7 @@ fn run_dir() -> (tempfile::TempDir, PathBuf) {
     )
     .unwrap();
     let w = RunDirWriter::create(&dir, &cfg).unwrap();
-    let report = compare(&s, &|r| w.record(r), None).unwrap();
+    let report = compare(&autotune_tasks::BuiltinTasks, &s, &|r| w.record(r), None).unwrap();
     w.finish(&report).unwrap();
     (tmp, dir)
 }

@@ -5,7 +5,8 @@
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::api::{page_limit, phase_request, ApiError, RegisterRequest};
+use crate::api::{page_limit, phase_request, RegisterRequest};
+use crate::error::ApiError;
 use crate::pool::{NextRequest, OutcomesRequest, Pool};
 
 /// An error as the API would answer it: the status, the error type and the message.

@@ -2,9 +2,18 @@
 //!
 //! A trainer (verl, TRL, a script) registers a **pool** of prompts with a **mask**, asks for the
 //! next prompts to spend rollouts or teacher calls on, and reports the verifier's outcome of
-//! every sample; the service keeps the ranks and weights of the spec
-//! (`../shared/docs/autocurriculum-spec.md`) and chooses by them. The OpenAPI description is
+//! every sample; the service keeps the ranks and weights of the paper's masks
+//! (`docs/paper-algorithms.md`) and chooses by them. The OpenAPI description is
 //! `docs/openapi.yaml`; Python adapters are in `examples/service/`.
+//!
+//! ```
+//! use autotune_service::{service_strategies, MaskSpec};
+//!
+//! // The masks a pool can be registered with, checked as the API checks a request.
+//! assert!(service_strategies().contains(&"autotune-bbm"));
+//! assert!(MaskSpec::named("autotune-cex").resolve().is_ok());
+//! assert!(MaskSpec::named("no-such-mask").resolve().is_err());
+//! ```
 //!
 //! # Phases, ranks and weights
 //! A pool's **phase** is its model version (`v0`, then whatever `POST .../phase` names). An
@@ -56,6 +65,7 @@
 //! unknown `model_version`, a stale `expected_phase`), 413, 503.
 
 mod api;
+mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod load;

@@ -12,7 +12,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use crate::api::ApiError;
+use crate::error::ApiError;
 use crate::mask::{member_alphas, Mask, MaskSpec, PhaseTally, Scored};
 use crate::store::{Counters, LeaseRow, Op, OutcomeRow, PoolRecord, PromptRow};
 

@@ -1,8 +1,22 @@
 //! Built-in tasks. Each registers its name, its parameters with defaults, and a constructor;
 //! the CLI lists and builds them from [`TASKS`].
 //!
-//! To add a task: implement [`Task`](autotune_core::Task) (prompt source, teacher, verifier,
+//! To add a task: implement [`Task`] (prompt source, teacher, verifier,
 //! student), declare its [`ParamSpec`]s and add a [`TaskInfo`] to [`TASKS`].
+//!
+//! ```
+//! use autotune_core::{Params, TaskFactory};
+//! use autotune_tasks::BuiltinTasks;
+//!
+//! let (task, resolved) = BuiltinTasks.build("halfspace-cot", &Params::default(), 0)?;
+//! assert!(resolved.raw("window").is_some()); // defaults filled in
+//! let prompts = task.prompts("train", 0)?.draw(4)?;
+//! let demos = task.teacher().demonstrate_batch(&prompts)?;
+//! // The teacher's answers pass the task's verifier.
+//! let answers: Vec<&[_]> = demos.iter().map(|t| t.answer()).collect();
+//! assert!(task.verifier().verify_batch(&prompts, &answers).iter().all(|&ok| ok));
+//! # Ok::<(), autotune_core::CoreError>(())
+//! ```
 
 pub mod arith;
 pub mod checkpoint;
@@ -14,7 +28,7 @@ mod source;
 
 pub use source::GeneratorSource;
 
-use autotune_core::{CoreError, ParamSpec, Params, Task};
+use autotune_core::{CoreError, ParamSpec, Params, Task, TaskFactory};
 
 /// Builds a task instance for a seed from resolved parameters.
 pub type TaskBuilder = fn(&Params, u64) -> Result<Box<dyn Task>, CoreError>;
@@ -82,4 +96,19 @@ pub fn build_task(
     let resolved = params.resolve(&format!("task `{name}`"), info.params)?;
     let task = (info.build)(&resolved, seed)?;
     Ok((task, resolved))
+}
+
+/// The built-in tasks as a [`TaskFactory`], the one the CLI hands to `autotune-experiment`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuiltinTasks;
+
+impl TaskFactory for BuiltinTasks {
+    fn build(
+        &self,
+        name: &str,
+        params: &Params,
+        seed: u64,
+    ) -> Result<(Box<dyn Task>, Params), CoreError> {
+        build_task(name, params, seed)
+    }
 }

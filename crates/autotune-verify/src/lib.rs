@@ -13,6 +13,16 @@
 //! | `choice` | multiple choice letters (A/B/C/D...) |
 //! | `math` | final answer extracted from free text (`\boxed{}`, "the answer is", last number), equivalence of LaTeX and plain expressions |
 //! | `code` | a Python program run against unit tests in a sandboxed subprocess |
+//!
+//! ```
+//! use autotune_verify::{build_verifier, AnswerVerifier, Item};
+//!
+//! let math = build_verifier("math", &[])?;
+//! let cot = "3 halves of 1/3 ... so the answer is \\boxed{\\frac{1}{2}}";
+//! assert!(math.verify(&Item::new("0.5", cot)).correct);
+//! assert!(!math.verify(&Item::new("0.5", "the answer is 2")).correct);
+//! # Ok::<(), autotune_verify::VerifyError>(())
+//! ```
 
 mod code;
 mod math;

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use autotune_core::Params;
 use autotune_experiment::{compare, pretty_json, CompareReport, CompareSpec};
+use autotune_tasks::BuiltinTasks;
 
 use crate::args::CompareArgs;
 use crate::launch::Launch;
@@ -27,6 +28,7 @@ pub fn run_compare(
     let (writer, journal) = launch.open_run_dir(dir, spec)?;
     let progress = Progress::new(spec.runs()?.len() as u64);
     let report = compare(
+        &BuiltinTasks,
         spec,
         &|r| {
             writer.record(r);
@@ -90,7 +92,7 @@ fn compare_report(launch: &mut Launch, a: CompareArgs) -> Result<CompareReport> 
     // Every run's spec (held-out sizes, strategy parameters) is checked before the run
     // directory is made.
     spec.runs()?;
-    autotune_experiment::RunConfig::resolve(launch.provenance(), &spec)?;
+    autotune_experiment::RunConfig::resolve(&BuiltinTasks, launch.provenance(), &spec)?;
     let dir = run_dir(a.out, "compare", &spec.task)?;
     run_compare(launch, &spec, &dir, a.json.as_deref())
 }

@@ -62,18 +62,22 @@ pub fn run(a: RlArgs) -> Result<()> {
     };
     let dir = run_dir(a.out.clone(), "rl", &task)?;
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let report = autotune_experiment::run_rl(&spec, &|sel, seed, step, err| {
-        if let Some(e) = err {
-            eprintln!(
-                "[{} seed {seed}] step {}: rollouts {}, held-out error {e:.4}, groups {}{}",
-                sel.name(),
-                step.step + 1,
-                step.ledger.rollouts(),
-                step.groups,
-                if step.short { " (short batch)" } else { "" }
-            );
-        }
-    })?;
+    let report = autotune_experiment::run_rl(
+        &autotune_tasks::BuiltinTasks,
+        &spec,
+        &|sel, seed, step, err| {
+            if let Some(e) = err {
+                eprintln!(
+                    "[{} seed {seed}] step {}: rollouts {}, held-out error {e:.4}, groups {}{}",
+                    sel.name(),
+                    step.step + 1,
+                    step.ledger.rollouts(),
+                    step.groups,
+                    if step.short { " (short batch)" } else { "" }
+                );
+            }
+        },
+    )?;
     let mut text = String::new();
     if let Some(c) = &report.coverage {
         text.push_str(&autotune_experiment::coverage_text(c));

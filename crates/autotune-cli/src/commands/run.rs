@@ -7,6 +7,7 @@ use autotune_curriculum::strategy_info;
 use autotune_experiment::{
     pretty_json, report_from_runs, run_one_full, CompareSpec, RunSpec, RESULT_JSON,
 };
+use autotune_tasks::BuiltinTasks;
 
 use crate::args::RunArgs;
 use crate::launch::Launch;
@@ -67,6 +68,7 @@ pub fn run(launch: &mut Launch, a: RunArgs) -> Result<()> {
     let progress = Progress::new(1);
     let start = std::time::Instant::now();
     let (res, art) = run_one_full(
+        &BuiltinTasks,
         &spec,
         |r| {
             writer.record(r);
