@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compares two run directories' comparison.json with wall times left out.
 
-Usage: scripts/same-results.py DIR_A DIR_B. Prints the number of runs compared and exits 1
+Usage: scripts/same-results.py A B, each a run directory or a `--json` comparison file. Prints the number of runs compared and exits 1
 with the first difference if the measurements differ (anything but wall seconds, timings
 and the provenance)."""
 import json
@@ -41,7 +41,10 @@ def first_diff(a, b, path="$"):
 
 
 def main():
-    a, b = (json.load(open(f"{d}/comparison.json")) for d in sys.argv[1:3])
+    a, b = (
+        json.load(open(p if p.endswith(".json") else f"{p}/comparison.json"))
+        for p in sys.argv[1:3]
+    )
     d = first_diff(strip(a), strip(b))
     runs = len(a.get("runs", []))
     if d:

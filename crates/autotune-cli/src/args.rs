@@ -166,6 +166,10 @@ pub struct Common {
     /// Stop a run after this many verifier calls.
     #[arg(long)]
     pub max_verifier_calls: Option<u64>,
+    /// Buy one prompt from the teacher at most this many times (default 3); a run whose filter
+    /// keeps choosing such prompts stops, and one that then misses eps exits with an error.
+    #[arg(long)]
+    pub max_teach: Option<u32>,
     /// Stop a run after this many wall seconds.
     #[arg(long)]
     pub max_seconds: Option<f64>,

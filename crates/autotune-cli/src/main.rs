@@ -26,7 +26,13 @@ fn main() {
     quiet_on_closed_stdout();
     if let Err(e) = real_main() {
         eprintln!("error: {e:#}");
-        std::process::exit(2);
+        // 3: the run finished and wrote its results, and shows its target cannot be reached.
+        let code = if e.downcast_ref::<setup::Unreachable>().is_some() {
+            3
+        } else {
+            2
+        };
+        std::process::exit(code);
     }
 }
 

@@ -146,10 +146,14 @@ pub fn budget(c: &Common) -> Result<Budget> {
             bail!("--max-seconds {s}: expected a positive number of seconds");
         }
     }
+    if c.max_teach == Some(0) {
+        bail!("--max-teach 0: expected at least 1 (times one prompt may be bought)");
+    }
     Ok(Budget {
         max_demos: c.max_demos,
         max_verifier_calls: c.max_verifier_calls,
         max_seconds: c.max_seconds,
+        max_teach: c.max_teach,
     })
 }
 
@@ -228,3 +232,16 @@ pub fn run_dir(out: Option<PathBuf>, kind: &str, task: &str) -> Result<PathBuf> 
     }
     bail!("{base}: a thousand run directories of this name already exist; give --out DIR")
 }
+
+/// A run that finished, wrote its results, and shows that its target cannot be reached
+/// (`RunSummary::unreachable`): the command exits with 3.
+#[derive(Debug)]
+pub struct Unreachable(pub String);
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Unreachable {}

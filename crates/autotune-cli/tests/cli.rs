@@ -1177,3 +1177,97 @@ fn an_rl_strategy_on_a_task_file_names_what_can_run_instead() {
         assert!(!dir.exists(), "{args:?} made a run directory");
     }
 }
+
+/// A teacher that answers wrong (a student trained on 10 demonstrations, served as the
+/// teacher): its demonstrations are checked as they arrive and not trained on, a prompt
+/// rejected 3 times is not bought again, and the run stops with exit 3 and a one-line error
+/// instead of buying its whole budget (300,000 demonstrations before) and exiting 0.
+#[test]
+fn a_wrong_teacher_is_caught_and_an_unreachable_target_exits_3() {
+    let base = std::env::temp_dir().join(format!("autotune-cli-wrong-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).unwrap();
+    let b = |p: &str| base.join(p).to_str().unwrap().to_string();
+    let tasks = examples("arith.jsonl");
+    let (code, _, err) = autotune(&[
+        "run",
+        "--tasks",
+        &tasks,
+        "--strategy",
+        "uniform",
+        "--eps",
+        "0.1",
+        "--max-demos",
+        "10",
+        "--run-to-stop",
+        "--out",
+        &b("weak"),
+        "--save-model",
+        &b("weak.json"),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let weak = b("weak.json");
+    for strategy in ["uniform", "autotune-cex"] {
+        let out = b(strategy);
+        let (code, stdout, err) = autotune(&[
+            "run",
+            "--tasks",
+            &tasks,
+            "--strategy",
+            strategy,
+            "--eps",
+            "0.02",
+            "--teacher-checkpoint",
+            &weak,
+            "--out",
+            &out,
+        ]);
+        assert_eq!(code, 3, "{strategy}: {err}");
+        let line = err.lines().last().unwrap_or_default();
+        assert!(
+            line.starts_with("error: ") && line.contains("cannot reach eps 0.02"),
+            "{strategy}: {err}"
+        );
+        assert!(stdout.contains("rejected by the verifier"), "{stdout}");
+        // The results are written all the same.
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(base.join(strategy).join("result.json")).unwrap(),
+        )
+        .unwrap();
+        let l = &r["final_ledger"];
+        let calls = l["teacher_calls"].as_u64().unwrap();
+        let rejected = l["teacher_rejected"].as_u64().unwrap();
+        assert!(
+            calls <= 3 * 300,
+            "{strategy}: {calls} teacher calls for 300 prompts"
+        );
+        assert!(
+            rejected * 10 >= calls * 9,
+            "{strategy}: {rejected} of {calls} rejected"
+        );
+        assert!(
+            r["stop"]["gave-up"].is_object(),
+            "{strategy}: {}",
+            r["stop"]
+        );
+        assert!(!r["given_up"].as_array().unwrap().is_empty());
+    }
+    // The limit is a number of times: 0 is refused before anything runs.
+    let (code, _, err) = autotune(&[
+        "run",
+        "--tasks",
+        &tasks,
+        "--strategy",
+        "uniform",
+        "--eps",
+        "0.1",
+        "--max-teach",
+        "0",
+        "--out",
+        &b("zero"),
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--max-teach 0"), "{err}");
+    assert!(!base.join("zero").exists());
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -57,6 +57,14 @@ pub struct Ledger {
     /// Prompts given to rejection sampling that no sample solved (their samples still counted).
     #[serde(default)]
     pub reference_unsolved: u64,
+    /// Teacher demonstrations the verifier rejected as they arrived (a model server's wrong
+    /// answers): paid for, so counted in `teacher_calls`, but never trained on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub teacher_rejected: u64,
+}
+
+fn is_zero(x: &u64) -> bool {
+    *x == 0
 }
 
 /// What a remote model has cost so far (cumulative counters), read by [`Metered`] before and
@@ -100,13 +108,14 @@ impl std::ops::AddAssign<&Ledger> for Ledger {
         self.reference_tokens += o.reference_tokens;
         self.reference_demos += o.reference_demos;
         self.reference_unsolved += o.reference_unsolved;
+        self.teacher_rejected += o.teacher_rejected;
     }
 }
 
 impl Ledger {
     /// Every cost as (field name, value), in declaration order: for bills and tables that list
     /// them all.
-    pub fn fields(&self) -> [(&'static str, f64); 18] {
+    pub fn fields(&self) -> [(&'static str, f64); 19] {
         [
             ("teacher_calls", self.teacher_calls as f64),
             ("teacher_tokens", self.teacher_tokens as f64),
@@ -126,6 +135,7 @@ impl Ledger {
             ("reference_tokens", self.reference_tokens as f64),
             ("reference_demos", self.reference_demos as f64),
             ("reference_unsolved", self.reference_unsolved as f64),
+            ("teacher_rejected", self.teacher_rejected as f64),
         ]
     }
 
@@ -606,6 +616,11 @@ impl<'a> Metered<'a> {
         self.ledger.training_steps += stats.steps;
         self.ledger.training_examples += stats.examples;
         Ok(stats)
+    }
+
+    /// Counts teacher demonstrations the verifier rejected (already paid as teacher calls).
+    pub fn count_rejected_demos(&mut self, n: usize) {
+        self.ledger.teacher_rejected += n as u64;
     }
 
     /// Counts prompts drawn from D.

@@ -20,6 +20,14 @@ pub trait Teacher: Send + Sync {
     fn api_usage(&self) -> Option<ApiUsage> {
         None
     }
+
+    /// Whether every demonstration is known to pass the task's verifier: built-in teachers
+    /// are right by construction, a teacher file is checked when it is read. A model server's
+    /// are not (`false`): the curriculum engine verifies each one as it arrives, counts a
+    /// failing one as paid and rejected (`Ledger::teacher_rejected`) and does not train on it.
+    fn verified(&self) -> bool {
+        true
+    }
 }
 
 /// A CoT generator: the student as a policy (and later the reference policy `pi_ref`).

@@ -1,5 +1,7 @@
 //! The loop of the spec: Test, Filter, Update, phase after phase.
 
+use std::collections::BTreeMap;
+
 use autotune_core::{
     stream_rng, stream_seed, CoreError, Demo, FitStats, Journal, Ledger, Metered, Prompt, Rng,
     Student, Task, Token, Trace,
@@ -11,13 +13,32 @@ use crate::model::{Member, Model};
 use crate::strategy::{Phase, Score, Source, Strategy};
 use crate::CurriculumError;
 
-/// Limits on what a run may spend. `None` is unlimited.
+/// Limits on what a run may spend. `None` is unlimited (but see `max_teach`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Budget {
     pub max_demos: Option<u64>,
     pub max_verifier_calls: Option<u64>,
     pub max_seconds: Option<f64>,
+    /// Teacher strategies: a prompt (by id) bought in this many phases that the output model
+    /// still answers wrong when the filter chooses it again, or whose teacher demonstration
+    /// the verifier rejected this many times, is not bought again; `None` is
+    /// [`DEFAULT_MAX_TEACH`]. Such a prompt has a wrong gold, a wrong teacher or a student
+    /// that cannot learn it, and buying it again spends without progress. (Buying one prompt
+    /// several times within a phase, as boosting's filtered distributions do, is not limited.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_teach: Option<u32>,
 }
+
+/// Times one prompt may be bought from the teacher when the budget does not say.
+pub const DEFAULT_MAX_TEACH: u32 = 3;
+
+/// Accepted prompts in a row that were all given up on (see [`Budget::max_teach`]) before a
+/// run stops (at least this many, or a phase's worth): nothing is left worth buying.
+pub const GIVE_UP_AFTER: u64 = 1_000;
+
+/// Draws of prompts given up on within a phase before their rate is trusted: a phase whose
+/// draws hit them this often, at a rate of at least `2 eps`, shows a target out of reach.
+pub const GIVE_UP_HITS: u64 = 30;
 
 /// What happened in one phase: the numbers the ledger keeps per phase.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -29,6 +50,14 @@ pub struct PhaseReport {
     /// RL strategies: accepted prompts on which no `pi_ref` sample was accepted.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub unsolved: usize,
+    /// Teacher demonstrations bought in this phase that the verifier rejected (a model
+    /// server's wrong answers): paid, not trained on.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rejected: usize,
+    /// Prompts the filter chose in this phase that were not bought: given up on (see
+    /// [`Budget::max_teach`]).
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub not_bought: u64,
     /// Candidate prompts drawn and tested in this phase.
     pub drawn: u64,
     /// Accepted / drawn.
@@ -59,6 +88,10 @@ fn is_zero(x: &usize) -> bool {
     *x == 0
 }
 
+fn is_zero_u64(x: &u64) -> bool {
+    *x == 0
+}
+
 fn is_false(x: &bool) -> bool {
     !*x
 }
@@ -80,6 +113,14 @@ pub enum StopReason {
     Budget { what: String },
     /// The observer asked to stop (e.g. the held-out target was reached).
     Observer,
+    /// The filter chose [`GIVE_UP_AFTER`] prompts in a row (or a phase's worth) that were all
+    /// given up on (see [`Budget::max_teach`]): nothing is left worth buying. `failing` of the
+    /// `given_up` prompts are still answered wrong by the output model.
+    GaveUp {
+        max_teach: u32,
+        given_up: u64,
+        failing: u64,
+    },
 }
 
 /// How a stop reads to a person: `certificate after 4606 rejections`, `budget: demos`.
@@ -94,6 +135,14 @@ impl std::fmt::Display for StopReason {
             StopReason::MaxPhases => write!(f, "all planned phases done"),
             StopReason::Budget { what } => write!(f, "budget: {what}"),
             StopReason::Observer => write!(f, "held-out target reached"),
+            StopReason::GaveUp {
+                max_teach,
+                given_up,
+                failing,
+            } => write!(
+                f,
+                "gave up: the filter kept choosing prompts taught in {max_teach} phases or rejected {max_teach} times ({given_up} such prompts, {failing} still answered wrong)"
+            ),
         }
     }
 }
@@ -128,6 +177,9 @@ pub struct Outcome {
     pub reports: Vec<PhaseReport>,
     /// Every demonstration the run bought, in order (for export as SFT data).
     pub demos: Vec<Demo>,
+    /// Prompts given up on (see [`Budget::max_teach`]) that the output model still answers
+    /// wrong at the end, in order of id (empty unless the limit was reached).
+    pub given_up: Vec<Prompt>,
 }
 
 /// What a strategy reaches the expensive parts through during a run: the metered task, the
@@ -143,6 +195,8 @@ pub struct Context<'a> {
     /// Warm-started ensembles: how many of the demonstrations so far the last accepted member
     /// was trained on (a new member, its copy, trains on the rest).
     last_member_demos: usize,
+    /// Prompts whose teacher demonstrations the verifier rejected since the engine last looked.
+    rejected_ids: Vec<u64>,
 }
 
 impl<'a> Context<'a> {
@@ -156,6 +210,7 @@ impl<'a> Context<'a> {
             sample_calls: 0,
             members_built: 0,
             last_member_demos: 0,
+            rejected_ids: Vec::new(),
         }
     }
 
@@ -240,7 +295,13 @@ impl<'a> Context<'a> {
         phase: usize,
     ) -> Result<Vec<Demo>, CurriculumError> {
         match *source {
-            Source::Teacher => Ok(self.meter.teach(accepted)?),
+            Source::Teacher => {
+                let demos = self.meter.teach(accepted)?;
+                if self.task.teacher().verified() {
+                    return Ok(demos);
+                }
+                self.keep_verified(demos)
+            }
             Source::Reference { max_samples } => {
                 let (reference, temperature) = self.reference()?;
                 let seed = stream_seed(self.seed, "reference").wrapping_add(phase as u64);
@@ -277,6 +338,54 @@ impl<'a> Context<'a> {
                     .collect())
             }
         }
+    }
+
+    /// The demonstrations the verifier accepts (a model server's answers, checked as they
+    /// arrive); the others are counted as rejected and dropped.
+    fn keep_verified(&mut self, demos: Vec<Demo>) -> Result<Vec<Demo>, CurriculumError> {
+        let prompts: Vec<Prompt> = demos.iter().map(|d| d.prompt.clone()).collect();
+        let traces: Vec<Trace> = demos.iter().map(|d| d.trace.clone()).collect();
+        let ok = self.meter.verify(&prompts, &traces)?;
+        let mut kept = Vec::with_capacity(demos.len());
+        for (d, ok) in demos.into_iter().zip(ok) {
+            if ok {
+                kept.push(d);
+            } else {
+                self.rejected_ids.push(d.prompt.id);
+            }
+        }
+        self.meter.count_rejected_demos(prompts.len() - kept.len());
+        Ok(kept)
+    }
+
+    /// Which of `prompts` the output of `model` answers wrong (the plurality of its members'
+    /// answers, weighted by their votes).
+    fn output_fails(
+        &mut self,
+        model: &Model,
+        prompts: &[Prompt],
+    ) -> Result<Vec<bool>, CurriculumError> {
+        if model.is_empty() {
+            return Ok(vec![true; prompts.len()]);
+        }
+        let verdicts = self.member_verdicts(model, prompts)?;
+        Ok(verdicts
+            .iter()
+            .map(|members| {
+                let vote = crate::model::plurality(
+                    members
+                        .iter()
+                        .map(|(_, alpha, answer)| (answer.as_slice(), *alpha)),
+                );
+                let right = vote.and_then(|v| {
+                    members
+                        .iter()
+                        .find(|(_, _, a)| a.as_slice() == v)
+                        .map(|(ok, _, _)| *ok)
+                });
+                right != Some(true)
+            })
+            .collect())
     }
 
     fn reference(&self) -> Result<(&'a dyn autotune_core::Policy, f64), CurriculumError> {
@@ -494,6 +603,15 @@ impl Engine<'_> {
         let mut est_accept = 1.0f64;
         let mut stop = StopReason::MaxPhases;
         let mut phase = 0usize;
+        // Teacher strategies buy one prompt at most `max_teach` times.
+        let teaches = matches!(cfg.source, Source::Teacher);
+        let max_teach = self.budget.max_teach.unwrap_or(DEFAULT_MAX_TEACH);
+        // Per prompt id: phases in which it was bought, and teacher demonstrations of it the
+        // verifier rejected.
+        let mut taught: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut rejections: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut given_up: BTreeMap<u64, Prompt> = BTreeMap::new();
+        let mut not_bought_in_row = 0u64;
         'phases: while phase < cfg.max_phases {
             let target = self.strategy.phase_target(phase, all_demos.len());
             let want = target + self.strategy.held_back();
@@ -505,11 +623,13 @@ impl Engine<'_> {
             let mut since_accept = 0u64;
             let mut vote_errors = 0u64;
             let mut certified = None;
+            let mut gave_up = false;
+            let mut not_bought = 0u64;
             let mut part_left = part.map(|p| p as u64);
             attempts += 1;
             let mut cert_draws = certificate.map(|c| c.draws(eps, attempts));
             while accepted.len() < want {
-                if let Some(what) = self.budget_exhausted(all_demos.len() as u64) {
+                if let Some(what) = self.budget_exhausted(self.paid_demos(all_demos.len())) {
                     stop = StopReason::Budget { what };
                     break 'phases;
                 }
@@ -545,6 +665,35 @@ impl Engine<'_> {
                     }
                     drawn += 1;
                     if s.accept >= 1.0 || (s.accept > 0.0 && self.cx.uniform() < s.accept) {
+                        let count = |m: &BTreeMap<u64, u32>| m.get(&c.id).copied().unwrap_or(0);
+                        // Taught in max_teach phases and the output still wrong on it, or its
+                        // teacher demonstration rejected max_teach times: not bought again.
+                        if teaches
+                            && ((count(&taught) >= max_teach && s.vote_ok == Some(false))
+                                || count(&rejections) >= max_teach)
+                        {
+                            // For the certificate, a rejection whose mistake stays unfixed.
+                            not_bought += 1;
+                            not_bought_in_row += 1;
+                            since_accept += 1;
+                            vote_errors += 1;
+                            given_up.entry(c.id).or_insert(c);
+                            // Nothing left worth buying, or the prompts given up on alone weigh
+                            // more than eps under D (draws hit them at twice eps's rate).
+                            if not_bought_in_row >= GIVE_UP_AFTER.max(want as u64)
+                                || (not_bought >= GIVE_UP_HITS
+                                    && not_bought as f64 >= 2.0 * eps * drawn as f64)
+                            {
+                                gave_up = true;
+                                break;
+                            }
+                            if cert_draws.is_some_and(|m| since_accept >= m) {
+                                certified = cert_draws;
+                                break;
+                            }
+                            continue;
+                        }
+                        not_bought_in_row = 0;
                         accepted.push(c);
                         since_accept = 0;
                         vote_errors = 0;
@@ -562,10 +711,19 @@ impl Engine<'_> {
                         }
                     }
                 }
-                if certified.is_some() {
+                if certified.is_some() || gave_up {
                     break;
                 }
                 est_accept = (accepted.len() as f64 / drawn as f64).max(1e-4);
+            }
+            let gave_up = gave_up.then_some(StopReason::GaveUp {
+                max_teach,
+                given_up: given_up.len() as u64,
+                failing: 0,
+            });
+            if gave_up.is_some() && accepted.is_empty() {
+                stop = gave_up.unwrap_or(StopReason::MaxPhases);
+                break;
             }
             if let Some(draws) = certified {
                 // The model is certified; prompts accepted earlier in this phase were not paid
@@ -590,12 +748,23 @@ impl Engine<'_> {
                 Vec::new()
             };
             if let Some(max) = self.budget.max_demos {
-                let left = max.saturating_sub(all_demos.len() as u64) as usize;
+                let left = max.saturating_sub(self.paid_demos(all_demos.len())) as usize;
                 accepted.truncate(left);
             }
             let n_accepted = accepted.len();
+            if teaches {
+                let ids: std::collections::BTreeSet<u64> = accepted.iter().map(|p| p.id).collect();
+                for id in ids {
+                    *taught.entry(id).or_default() += 1;
+                }
+            }
+            let rejected_before = self.cx.meter.snapshot().teacher_rejected;
             let demos = self.strategy.demonstrate(&mut self.cx, accepted, phase)?;
             let n_demos = demos.len();
+            let rejected = (self.cx.meter.snapshot().teacher_rejected - rejected_before) as usize;
+            for id in self.cx.rejected_ids.drain(..) {
+                *rejections.entry(id).or_default() += 1;
+            }
             all_demos.extend(demos);
             let update = self.strategy.update(
                 &mut self.cx,
@@ -610,7 +779,9 @@ impl Engine<'_> {
             let report = PhaseReport {
                 phase,
                 demos: n_demos,
-                unsolved: n_accepted.saturating_sub(n_demos),
+                unsolved: n_accepted.saturating_sub(n_demos + rejected),
+                rejected,
+                not_bought,
                 drawn,
                 // The filter's acceptance (prompts no pi_ref sample solved were accepted too).
                 acceptance_rate: if drawn == 0 {
@@ -636,6 +807,25 @@ impl Engine<'_> {
                 stop = StopReason::Observer;
                 break;
             }
+            if let Some(g) = gave_up {
+                // The phase bought what it found; nothing more is worth buying.
+                stop = g;
+                break;
+            }
+        }
+        // The prompts given up on that the output model still answers wrong.
+        let mut failing = Vec::new();
+        if !given_up.is_empty() {
+            let prompts: Vec<Prompt> = given_up.into_values().collect();
+            let fails = self.cx.output_fails(&model, &prompts)?;
+            failing = prompts
+                .into_iter()
+                .zip(fails)
+                .filter_map(|(p, f)| f.then_some(p))
+                .collect();
+        }
+        if let StopReason::GaveUp { failing: n, .. } = &mut stop {
+            *n = failing.len() as u64;
         }
         Ok(Outcome {
             stop,
@@ -644,7 +834,13 @@ impl Engine<'_> {
             model,
             reports,
             demos: all_demos,
+            given_up: failing,
         })
+    }
+
+    /// Demonstrations paid for: those kept, and the teacher's that the verifier rejected.
+    fn paid_demos(&self, kept: usize) -> u64 {
+        kept as u64 + self.cx.meter.snapshot().teacher_rejected
     }
 
     fn budget_exhausted(&self, demos: u64) -> Option<String> {

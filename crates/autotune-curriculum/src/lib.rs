@@ -29,6 +29,7 @@ pub mod weights;
 pub use engine::{
     no_reference, no_sampling, run_curriculum, run_curriculum_journaled, score_prompts, Budget,
     Context, Control, NoObserver, Observer, Outcome, PhaseReport, PromptScore, StopReason,
+    DEFAULT_MAX_TEACH, GIVE_UP_AFTER,
 };
 pub use grpo::{run_grpo, GrpoConfig, GrpoObserver, GrpoOutcome, GrpoStep, Selector};
 pub use model::{plurality, Member, Model};

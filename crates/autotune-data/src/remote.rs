@@ -60,6 +60,11 @@ pub struct ChatTeacher {
 }
 
 impl Teacher for ChatTeacher {
+    /// A model's answers can be wrong: the engine checks each one.
+    fn verified(&self) -> bool {
+        false
+    }
+
     fn demonstrate_batch(&self, prompts: &[Prompt]) -> Result<Vec<Trace>> {
         let requests = prompts
             .iter()
@@ -95,6 +100,11 @@ pub struct GeneratorTeacher {
 }
 
 impl Teacher for GeneratorTeacher {
+    /// A model's answers can be wrong: the engine checks each one.
+    fn verified(&self) -> bool {
+        false
+    }
+
     fn demonstrate_batch(&self, prompts: &[Prompt]) -> Result<Vec<Trace>> {
         let recs = prompts
             .iter()

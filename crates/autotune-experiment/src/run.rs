@@ -99,6 +99,32 @@ pub struct RunSummary {
     /// Held-out errors per slice at the last checkpoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub final_slices: Vec<SliceError>,
+    /// Prompts (their ids as the task names them) taught `max_teach` times, chosen again
+    /// and still answered wrong by the final model: what keeps a run from its target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub given_up: Vec<String>,
+}
+
+impl RunSummary {
+    /// Why the target cannot be reached, when the run shows it cannot: it missed eps and gave
+    /// up on prompts it was taught `max_teach` times and still fails. One line, for errors.
+    pub fn unreachable(&self) -> Option<String> {
+        if self.reached || self.given_up.is_empty() {
+            return None;
+        }
+        let n = self.given_up.len();
+        let shown: Vec<&str> = self.given_up.iter().take(5).map(String::as_str).collect();
+        let more = if n > shown.len() { ", ..." } else { "" };
+        Some(format!(
+            "{} (seed {}) cannot reach eps {}: {n} prompts were given up on (taught in \
+             --max-teach phases, or their demonstration rejected that often) and are still \
+             answered wrong (ids {}{more}); check their gold answers and the teacher",
+            self.strategy,
+            self.seed,
+            self.eps,
+            shown.join(", ")
+        ))
+    }
 }
 
 fn is_zero(x: &usize) -> bool {
@@ -301,6 +327,11 @@ pub fn run_one_full(
                 .last()
                 .map(|c| c.slices.clone())
                 .unwrap_or_default(),
+            given_up: outcome
+                .given_up
+                .iter()
+                .map(|p| task.describe(p).id)
+                .collect(),
         },
         heldout_prompts: n_test,
         dimension: d,

@@ -32,6 +32,7 @@ fn spec(strategy: &str, eps: f64, seed: u64) -> RunSpec {
             max_demos: Some(5_000),
             max_verifier_calls: Some(2_000_000),
             max_seconds: None,
+            max_teach: None,
         },
         stop_at_eps: true,
         also_eps: Vec::new(),

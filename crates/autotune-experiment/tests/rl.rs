@@ -191,6 +191,7 @@ fn rejection_sampling_from_a_neural_reference_trains_a_fresh_student() {
                 max_demos: Some(40),
                 max_verifier_calls: None,
                 max_seconds: None,
+                max_teach: None,
             },
             stop_at_eps: true,
             also_eps: Vec::new(),

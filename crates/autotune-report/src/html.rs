@@ -254,6 +254,7 @@ fn stop_name(s: &StopReason) -> String {
         StopReason::MaxPhases => "max phases".into(),
         StopReason::Budget { what } => format!("budget ({what})"),
         StopReason::Observer => "reached eps".into(),
+        StopReason::GaveUp { failing, .. } => format!("gave up ({failing} failing)"),
     }
 }
 

@@ -53,6 +53,23 @@ pub fn run_compare(
     }
     println!("run directory: {}", dir.display());
     write_report(dir);
+    let rejected: u64 = report
+        .runs
+        .iter()
+        .map(|r| r.final_ledger.teacher_rejected)
+        .sum();
+    if rejected > 0 {
+        println!("teacher: {rejected} demonstrations rejected by the verifier over all runs (paid, not trained on)");
+    }
+    let unreachable: Vec<String> = report.runs.iter().filter_map(|r| r.unreachable()).collect();
+    if let Some(first) = unreachable.first() {
+        return Err(crate::setup::Unreachable(format!(
+            "{first} ({} of {} runs like this)",
+            unreachable.len(),
+            report.runs.len()
+        ))
+        .into());
+    }
     Ok(report)
 }
 

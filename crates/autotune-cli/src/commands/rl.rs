@@ -55,6 +55,7 @@ pub fn run(a: RlArgs) -> Result<()> {
             max_demos: None,
             max_verifier_calls: None,
             max_seconds: a.max_seconds,
+            max_teach: None,
         },
         max_rollouts: a.max_rollouts,
         coverage_samples: a.coverage_samples,

@@ -206,7 +206,16 @@ pub fn run(launch: &mut Launch, a: RunArgs) -> Result<()> {
             l.api_cost_usd
         );
     }
+    if l.teacher_rejected > 0 {
+        println!(
+            "teacher: {} of {} demonstrations rejected by the verifier (paid, not trained on)",
+            l.teacher_rejected, l.teacher_calls
+        );
+    }
     println!("wrote {}", a.out.display());
     write_report(&a.out);
+    if let Some(why) = res.summary.unreachable() {
+        return Err(crate::setup::Unreachable(why).into());
+    }
     Ok(())
 }
