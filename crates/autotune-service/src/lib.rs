@@ -94,6 +94,9 @@ pub enum ServiceError {
     },
     #[error("store {path}: cannot restore the state: {message}")]
     Restore { path: PathBuf, message: String },
+    /// Another service holds the store (its `.lock` file is locked).
+    #[error("store {} is in use by another autotune serve ({holder}): two services must not write one store; stop the other or give another --store", path.display())]
+    InUse { path: PathBuf, holder: String },
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,

@@ -130,6 +130,40 @@ pub struct Store {
     queue: Mutex<Queue>,
     committed: watch::Receiver<Committed>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The exclusive lock on `STORE.lock`, held while the store is open: a second service on
+    /// the same store would keep its own copy of the state in memory and write over the
+    /// first's.
+    _lock: std::fs::File,
+}
+
+/// Locks `{store}.lock` for this process, or says who holds it.
+fn lock_store(path: &Path) -> Result<std::fs::File, ServiceError> {
+    use std::io::{Read, Seek, Write};
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            return Err(ServiceError::InUse {
+                path: path.to_path_buf(),
+                holder: holder.trim().to_string(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(ServiceError::Io(e)),
+    }
+    f.set_len(0)?;
+    f.seek(std::io::SeekFrom::Start(0))?;
+    f.write_all(format!("pid {}", std::process::id()).as_bytes())?;
+    Ok(f)
 }
 
 const SCHEMA: &str = "
@@ -406,6 +440,7 @@ fn writer(mut conn: Connection, rx: mpsc::Receiver<Job>, done: watch::Sender<Com
 impl Store {
     /// Opens (or creates) the store and reads everything it holds.
     pub fn open(path: &Path) -> Result<(Arc<Store>, Snapshot), ServiceError> {
+        let lock = lock_store(path)?;
         let conn = open(path)?;
         let snap = read_snapshot(&conn).map_err(|e| ServiceError::store(path, e))?;
         let (tx, rx) = mpsc::channel();
@@ -422,6 +457,7 @@ impl Store {
                 }),
                 committed: done_rx,
                 thread: Mutex::new(Some(thread)),
+                _lock: lock,
             }),
             snap,
         ))

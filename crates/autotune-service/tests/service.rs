@@ -551,3 +551,23 @@ fn load_then_sigkill_then_restart_loses_nothing() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// Two services on one store would each keep the state in memory and write over each other's:
+/// the second is refused with the holder's pid, and the store is free again once the first
+/// stops.
+#[test]
+fn a_second_service_on_the_same_store_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = spawn(config(&dir)).unwrap();
+    let Err(e) = spawn(config(&dir)) else {
+        panic!("a second service opened the same store");
+    };
+    let msg = e.to_string();
+    assert!(
+        msg.contains("in use by another autotune serve")
+            && msg.contains(&format!("pid {}", std::process::id())),
+        "{msg}"
+    );
+    drop(first);
+    spawn(config(&dir)).unwrap();
+}
