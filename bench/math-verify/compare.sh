@@ -6,6 +6,7 @@
 #
 #   bench/math-verify/compare.sh            # from the repository root
 #   REGEN_CORPUS=1 bench/math-verify/compare.sh   # also regenerate the corpus first
+#   REGEN_RG=1 bench/math-verify/compare.sh       # also regenerate the reasoning-gym corpus
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 HERE=bench/math-verify
@@ -20,6 +21,13 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
   "$VENV/bin/pip" install --quiet -r "$HERE/requirements.txt"
+fi
+
+# The reasoning-gym corpus (rg_corpus.jsonl, labels inline), used by the Rust test
+# reasoning_gym_answers_on_their_own_terms.
+if [[ "${REGEN_RG:-0}" == 1 ]]; then
+  "$VENV/bin/pip" install --quiet reasoning-gym==0.1.25
+  "$VENV/bin/python" "$HERE/make_rg_corpus.py" "$DATA/rg_corpus.jsonl"
 fi
 
 TMP=$(mktemp -d)

@@ -72,3 +72,71 @@ fn agrees_with_math_verify_on_the_corpus() {
         "{positives} positives of {n}"
     );
 }
+
+/// Reasoning-gym's answers as task files hold them (`tests/data/math/rg_corpus.jsonl`, made by
+/// `bench/math-verify/make_rg_corpus.py` from reasoning-gym 0.1.25: 85 families, the gold
+/// stated three ways, each labelled by math-verify 0.9.0). Math-verify is a judge where it
+/// reads the answer: the boxed gold. Elsewhere the verifier is tested on its own terms:
+/// - `boxed`: the gold in `\boxed{}`: agreement with math-verify (it accepts every one);
+/// - `wrong`: another answer of the family: never accepted where math-verify rejects it
+///   (math-verify accepts some, e.g. `0x4d8b0` for `0xa4f868`: it reads only the `0`);
+/// - `plain`: "so the answer is GOLD.": everything math-verify accepts is accepted, and at
+///   least 85% of all (math-verify finds no answer in most: `off`, `#A #B`, `6 6 0 0`).
+#[test]
+fn reasoning_gym_answers_on_their_own_terms() {
+    let corpus = lines("rg_corpus.jsonl");
+    assert!(corpus.len() >= 1500, "{} items", corpus.len());
+    let verifier = MathVerifier::from_options(&[]).expect("no options");
+    let items: Vec<Item> = corpus
+        .iter()
+        .map(|v| {
+            Item::new(
+                v["gold"].as_str().unwrap(),
+                v["prediction"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let verdicts = verifier.verify_batch(&items);
+    let mut families = std::collections::BTreeSet::new();
+    let (mut boxed, mut boxed_agree) = (0usize, 0usize);
+    let (mut plain, mut plain_ok) = (0usize, 0usize);
+    let mut failures = Vec::new();
+    for ((v, item), line) in verdicts.iter().zip(&items).zip(&corpus) {
+        let category = line["category"].as_str().unwrap();
+        let mv = line["math_verify"].as_bool().unwrap();
+        let mut parts = category.split('/').skip(1);
+        families.insert(parts.next().unwrap().to_string());
+        let what = format!(
+            "{category}: gold {:?}, prediction {:?}: rust {} (extracted {:?}), math-verify {mv}",
+            item.gold, item.prediction, v.correct, v.extracted
+        );
+        match parts.next().unwrap() {
+            "boxed" => {
+                boxed += 1;
+                boxed_agree += usize::from(v.correct == mv);
+                if v.correct != mv {
+                    failures.push(what);
+                }
+            }
+            "wrong" if v.correct && !mv => failures.push(what),
+            "plain" => {
+                plain += 1;
+                plain_ok += usize::from(v.correct);
+                if mv && !v.correct {
+                    failures.push(what);
+                }
+            }
+            _ => {}
+        }
+    }
+    eprintln!(
+        "{} families; boxed: {boxed_agree}/{boxed} agree with math-verify; plain: {plain_ok}/{plain} accepted",
+        families.len()
+    );
+    assert!(families.len() >= 50, "{} families", families.len());
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        plain_ok * 100 >= plain * 85,
+        "plain answers accepted: {plain_ok}/{plain}"
+    );
+}

@@ -13,7 +13,16 @@
 //!   numbers and identifiers, which math-verify reads as products of symbols or cuts at the
 //!   first letter. Here the prediction's last alphanumeric token must be the same, ignoring
 //!   case (`3A0` is `3a0`). Tokens like `2x` (digits, then letters) stay with the math path:
-//!   they are algebra.
+//!   they are algebra;
+//! * **text answers** (`off`, `undetermined`, `#A #B`, `6 6 0 0`, `4dc`):
+//!   answers with a word of two or more letters, `#`, or several space-separated parts (no
+//!   commas, brackets or comparisons: those are tuples and intervals), and
+//!   none of the characters of mathematics (`\ ^ _ { } = + * / $`) nor a function or constant
+//!   name (`pi`, `sqrt`, `sin`, `log`, `inf`, ...). Reasoning-gym's families answer this way;
+//!   math-verify finds no answer in "so the answer is off." (it reads numbers and LaTeX), and
+//!   cut `4dc` to `4`. Here the prediction's answer region must be the gold as text, ignoring
+//!   case, surrounding quotes and a final period, with runs of spaces as one and no spaces
+//!   around `, ; : ( ) [ ]`.
 //!
 //! The prediction's answer region is the last `\boxed{...}`, else what follows the last
 //! "answer is" or "answer:", else the whole text; its last token of the gold's shape is the
@@ -32,6 +41,8 @@ enum Plain {
     Time(Vec<f64>),
     /// An alphanumeric token, lower-cased.
     Token(String),
+    /// A text answer, normalised (see [`normalize_text`]).
+    Text(String),
 }
 
 /// Decides `prediction` against `gold` when the gold is a plain answer of a shape this module
@@ -79,7 +90,73 @@ pub(crate) fn verify(gold: &str, prediction: &str) -> Option<Verdict> {
                 None => Verdict::wrong(None, "no answer found"),
             },
         ),
+        Plain::Text(g) => {
+            let p = normalize_text(region);
+            Some(if p == g {
+                Verdict::correct(Some(p))
+            } else if p.is_empty() {
+                Verdict::wrong(None, "no answer found")
+            } else {
+                Verdict::wrong(
+                    Some(p),
+                    "not the gold's text (text answers are compared ignoring case and spacing)",
+                )
+            })
+        }
     }
+}
+
+/// Names that make a gold mathematics, not text.
+const MATH_WORDS: &[&str] = &[
+    "pi", "inf", "infty", "infinity", "oo", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc",
+    "arcsin", "arccos", "arctan", "asin", "acos", "atan", "sinh", "cosh", "tanh", "log", "ln",
+    "exp", "mod", "frac", "cdot", "times",
+];
+
+/// A text answer: no character of mathematics, no function or constant name, and a word of
+/// two or more letters, a `#`, or several space-separated parts.
+fn is_text(s: &str) -> bool {
+    if s.chars().any(|c| {
+        matches!(
+            c,
+            '\\' | '^' | '_' | '{' | '}' | '=' | '+' | '*' | '/' | '$'
+        )
+    }) {
+        return false;
+    }
+    let words: Vec<String> = s
+        .split(|c: char| !c.is_alphabetic())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect();
+    if words.iter().any(|w| MATH_WORDS.contains(&w.as_str())) {
+        return false;
+    }
+    // Several parts, as in `6 6 0 0`; with commas, brackets or comparisons they are tuples,
+    // sets, intervals or inequalities, and mathematics.
+    let parts =
+        s.split_whitespace().count() >= 2 && !s.contains([',', '(', ')', '[', ']', '<', '>', '|']);
+    words.iter().any(|w| w.chars().count() >= 2) || s.contains('#') || parts
+}
+
+/// Text as compared: trimmed, without surrounding quotes or backticks and a final period,
+/// lower-cased, runs of whitespace as one space, no space next to `, ; : ( ) [ ]`.
+fn normalize_text(s: &str) -> String {
+    let s = s.trim().trim_end_matches('.').trim();
+    let s = s.trim_matches(|c| matches!(c, '"' | '\'' | '`')).trim();
+    let lower = s.to_lowercase();
+    let collapsed = lower.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut out = String::with_capacity(collapsed.len());
+    let tight = |c: char| matches!(c, ',' | ';' | ':' | '(' | ')' | '[' | ']');
+    let chars: Vec<char> = collapsed.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == ' ' && (i > 0 && tight(chars[i - 1]) || chars.get(i + 1).is_some_and(|&n| tight(n)))
+        {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn classify(gold: &str) -> Option<Plain> {
@@ -103,6 +180,9 @@ fn classify(gold: &str) -> Option<Plain> {
     }
     if is_token(g) {
         return Some(Plain::Token(g.to_ascii_lowercase()));
+    }
+    if is_text(g) {
+        return Some(Plain::Text(normalize_text(g)));
     }
     None
 }
@@ -254,6 +334,27 @@ mod tests {
         MathVerifier::default()
             .verify(&Item::new(gold, pred))
             .correct
+    }
+
+    #[test]
+    fn text_answers_are_compared_as_text() {
+        assert!(ok("off", "The light ends up off, so the answer is Off."));
+        assert!(ok("#A #B", "so the answer is #A  #B"));
+        assert!(ok("6 6 0 0", "\\boxed{6 6 0 0}"));
+        assert!(ok(
+            "You must come and see.",
+            "the answer is \"you must come and see\"."
+        ));
+        assert!(ok("4dc", "so the answer is 4dc."));
+        assert!(!ok("off", "so the answer is on."));
+        assert!(!ok("6 6 0 0", "\\boxed{6 6 0 9}"));
+        assert!(!ok("4dc", "so the answer is 4."));
+        // Mathematics stays on the math path: tuples, inequalities, names of functions.
+        assert!(classify("(2, 4)").is_none());
+        assert!(classify("x < -4").is_none());
+        assert!(classify("-5, 2").is_none());
+        assert!(classify("2 pi").is_none());
+        assert!(classify("\\text{off}").is_none());
     }
 
     #[test]
