@@ -10,7 +10,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Member, Model};
-use crate::strategy::{Phase, Score, Source, Strategy};
+use crate::strategy::{CertificateRule, Phase, Score, Source, Strategy};
 use crate::CurriculumError;
 
 /// Limits on what a run may spend. `None` is unlimited (but see `max_teach`).
@@ -700,8 +700,14 @@ impl Engine<'_> {
                         if accepted.len() == want {
                             break;
                         }
-                        attempts += 1;
-                        cert_draws = certificate.map(|c| c.draws(eps, attempts));
+                        match certificate {
+                            // One test per phase: after an accept, this phase cannot certify.
+                            Some(c) if c.rule == CertificateRule::Phase => cert_draws = None,
+                            _ => {
+                                attempts += 1;
+                                cert_draws = certificate.map(|c| c.draws(eps, attempts));
+                            }
+                        }
                     } else {
                         since_accept += 1;
                         vote_errors += u64::from(s.vote_ok == Some(false));

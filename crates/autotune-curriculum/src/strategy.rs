@@ -148,6 +148,11 @@ pub enum CertificateRule {
     /// `delta`, so the run certifies a model of error above eps with probability at most
     /// `delta` however many tests it makes.
     Spent,
+    /// One test per phase: only the run of rejections that opens a phase (before its first
+    /// accept) can certify, the `j`-th phase's at `delta / (j (j + 1))`. As sound as `spent`
+    /// with far fewer tests (phases, not accepted prompts), so each needs fewer rejections;
+    /// a phase with an accept cannot certify and runs to its end.
+    Phase,
 }
 
 /// The stop certificate of a strategy that has one: stop after `M` rejections in a row when
@@ -167,7 +172,7 @@ impl Certificate {
     pub fn level(&self, attempt: u64) -> f64 {
         match self.rule {
             CertificateRule::Naive => self.delta,
-            CertificateRule::Spent => {
+            CertificateRule::Spent | CertificateRule::Phase => {
                 let a = attempt.max(1) as f64;
                 self.delta / (a * (a + 1.0))
             }
@@ -496,7 +501,7 @@ impl Resolved {
             };
         }
         if self.has("certificate") {
-            self.choice("certificate", &["spent", "naive"])?;
+            self.choice("certificate", &["spent", "phase", "naive"])?;
         }
         Ok(cfg)
     }
@@ -515,6 +520,7 @@ impl Resolved {
 pub fn certificate_rule(cfg: &StrategyConfig) -> CertificateRule {
     match cfg.params.raw("certificate") {
         Some("naive") => CertificateRule::Naive,
+        Some("phase") => CertificateRule::Phase,
         _ => CertificateRule::Spent,
     }
 }
@@ -549,7 +555,7 @@ pub(crate) mod common {
     pub const CERTIFICATE: ParamSpec = ParamSpec {
         key: "certificate",
         default: "spent",
-        help: "spent: the a-th run of rejections is a test at delta/(a(a+1)), so all tests together stay within delta | naive: every run tests at delta (false certificates above delta)",
+        help: "spent: the a-th run of rejections is a test at delta/(a(a+1)), so all tests together stay within delta | phase: only the run that opens a phase tests, the j-th phase's at delta/(j(j+1)) | naive: every run tests at delta (false certificates above delta)",
     };
     pub const INIT: ParamSpec = ParamSpec {
         key: "init_demos",
@@ -676,5 +682,30 @@ mod tests {
             ..c
         };
         assert_eq!(naive.draws(0.01, 7), 461);
+    }
+
+    #[test]
+    fn the_phase_certificate_spends_delta_like_spent_and_is_a_choice() {
+        let spent = Certificate {
+            factor: 1.0,
+            delta: 0.01,
+            rule: CertificateRule::Spent,
+        };
+        let phase = Certificate {
+            rule: CertificateRule::Phase,
+            ..spent
+        };
+        for j in [1, 2, 10, 1000] {
+            assert_eq!(phase.level(j), spent.level(j));
+        }
+        let p = Params::parse(&["certificate=phase"]).unwrap();
+        let s = build_strategy("autotune-cex", &p, 0.01, 33).unwrap();
+        assert_eq!(s.certificate().unwrap().rule, CertificateRule::Phase);
+        let bad = Params::parse(&["certificate=sometimes"]).unwrap();
+        let e = build_strategy("autotune-cex", &bad, 0.01, 33)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("phase"), "{e}");
     }
 }

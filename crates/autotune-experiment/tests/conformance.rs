@@ -219,6 +219,27 @@ fn the_certificate_stops_a_run_left_to_itself() {
     assert!(r.summary.final_error <= 0.1, "{}", r.summary.final_error);
 }
 
+/// `certificate=phase`: only the run of rejections that opens a phase tests, the `j`-th
+/// phase's at `delta / (j (j + 1))`: the run stops at a phase's start, with that phase's number
+/// of rejections.
+#[test]
+fn the_phase_certificate_tests_once_per_phase() {
+    let mut sp = spec("autotune-cex", 0.05, 5);
+    sp.stop_at_eps = false;
+    sp.strategy_params = Params::parse(&["certificate=phase"]).unwrap();
+    let r = run_one(&BuiltinTasks, &sp, |_| {}).unwrap();
+    let StopReason::Certificate { draws } = r.summary.stop else {
+        panic!("{:?}", r.summary.stop);
+    };
+    let built =
+        autotune_curriculum::build_strategy("autotune-cex", &sp.strategy_params, 0.05, r.dimension)
+            .unwrap();
+    let c = built.certificate().unwrap();
+    assert_eq!(c.rule, autotune_curriculum::CertificateRule::Phase);
+    assert_eq!(draws, c.draws(0.05, r.summary.phases as u64 + 1));
+    assert!(r.summary.final_error <= 0.1, "{}", r.summary.final_error);
+}
+
 /// Algorithm 1 as written: every one of the k phases runs (no early stop), a phase whose part
 /// of the dataset runs out aborts and still adds a member trained on what it found, and each
 /// phase reads only its own part (n / k prompts drawn at most). Lazy and full rank evaluation
