@@ -255,6 +255,79 @@ impl NeuralModel {
         j.saturating_sub(layout.pad[i]).min(self.config.max_len - 1) as i64
     }
 
+    /// `ln p(continuation | prompt)` of each pair when sampled at `temperature` as
+    /// [`NeuralModel::generate`] samples (softmax of the logits divided by the temperature,
+    /// in f64): the sum over the continuation's tokens of their log-probabilities, one full
+    /// forward pass per pair. An end token that generation dropped is not part of the
+    /// continuation, so its probability is not counted. Errors: a temperature that is not
+    /// positive and finite, an empty prompt, tokens outside the vocabulary, or a pair longer
+    /// than `max_len`.
+    pub fn sequence_log_probs(
+        &self,
+        prompts: &[Vec<TokenId>],
+        continuations: &[Vec<TokenId>],
+        temperature: f64,
+    ) -> Result<Vec<f64>> {
+        if !(temperature.is_finite() && temperature > 0.0) {
+            return Err(NeuralError::Input(format!(
+                "log-probabilities need a positive temperature, got {temperature}"
+            )));
+        }
+        if prompts.len() != continuations.len() {
+            return Err(NeuralError::Input(format!(
+                "{} prompts for {} continuations",
+                prompts.len(),
+                continuations.len()
+            )));
+        }
+        let (vocab, max_len) = (self.config.vocab, self.config.max_len);
+        let device = crate::cpu_device();
+        let mut out = Vec::with_capacity(prompts.len());
+        for (i, (p, c)) in prompts.iter().zip(continuations).enumerate() {
+            check_tokens(p, vocab, &format!("prompt {i}"))?;
+            check_tokens(c, vocab, &format!("continuation {i}"))?;
+            if p.is_empty() {
+                return Err(NeuralError::Input(format!("prompt {i} is empty")));
+            }
+            let t = p.len() + c.len();
+            if t > max_len {
+                return Err(NeuralError::Input(format!(
+                    "prompt {i} and its continuation: {t} tokens, longer than max_len {max_len}"
+                )));
+            }
+            if c.is_empty() {
+                out.push(0.0);
+                continue;
+            }
+            // The last token is never an input: its successor is not asked for.
+            let inputs: Vec<i64> = p.iter().chain(c).take(t - 1).map(|&x| x as i64).collect();
+            let n = inputs.len();
+            let logits = self.gpt.forward(
+                int_tensor(inputs, [1, n], &device),
+                int_tensor((0..n as i64).collect(), [1, n], &device),
+                crate::train::causal_mask(1, n, &device),
+            );
+            // Rows p-1 .. t-2 predict the continuation's tokens.
+            let rows: Vec<f32> = logits
+                .slice([0..1, p.len() - 1..n, 0..vocab])
+                .into_data()
+                .iter::<f32>()
+                .collect();
+            let mut total = 0.0f64;
+            for (k, &tok) in c.iter().enumerate() {
+                let row = &rows[k * vocab..(k + 1) * vocab];
+                let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+                let z: f64 = row
+                    .iter()
+                    .map(|&v| ((v as f64 - max) / temperature).exp())
+                    .sum();
+                total += (row[tok as usize] as f64 - max) / temperature - z.ln();
+            }
+            out.push(total);
+        }
+        Ok(out)
+    }
+
     /// Logits `[n * vocab]` of the last column, recomputing everything with burn's encoder.
     fn full_last_logits(&self, columns: &[Vec<i64>], layout: &Layout, device: &Device) -> Vec<f32> {
         let n = columns.len();
@@ -327,6 +400,52 @@ impl NeuralModel {
 
 #[cfg(test)]
 mod tests {
+
+    /// Every continuation of two tokens over the vocabulary: the probabilities sum to one, and
+    /// sampled frequencies match them.
+    #[test]
+    fn sequence_log_probs_are_the_sampling_distribution() {
+        let config = crate::TransformerConfig {
+            n_layers: 1,
+            d_model: 16,
+            n_heads: 2,
+            d_ff: 32,
+            ..crate::TransformerConfig::small(5, 8)
+        };
+        let model = NeuralModel::new(config, 3).unwrap();
+        let prompt = vec![1u32, 2];
+        let pairs: Vec<Vec<u32>> = (0..5u32)
+            .flat_map(|a| (0..5u32).map(move |b| vec![a, b]))
+            .collect();
+        let prompts = vec![prompt.clone(); pairs.len()];
+        let lp = model.sequence_log_probs(&prompts, &pairs, 0.7).unwrap();
+        let total: f64 = lp.iter().map(|l| l.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-4, "{total}");
+        let n = 4000;
+        let opts = GenerateOptions {
+            max_new_tokens: 2,
+            eos: None,
+            batch_size: 512,
+            sampling: Sampling::Temperature {
+                temperature: 0.7,
+                seed: 11,
+            },
+        };
+        let outs = model.generate(&vec![prompt.clone(); n], &opts).unwrap();
+        for (pair, l) in pairs.iter().zip(&lp) {
+            let p = l.exp();
+            let freq = outs.iter().filter(|o| *o == pair).count() as f64 / n as f64;
+            let sd = (p * (1.0 - p) / n as f64).sqrt();
+            assert!(
+                (freq - p).abs() <= 5.0 * sd + 1e-3,
+                "{pair:?}: sampled {freq}, p {p}"
+            );
+        }
+        assert!(model.sequence_log_probs(&prompts, &pairs, 0.0).is_err());
+        assert!(model
+            .sequence_log_probs(&[vec![1; 7]], &[vec![1, 1]], 1.0)
+            .is_err());
+    }
     use super::*;
     use crate::testutil::*;
 

@@ -483,6 +483,21 @@ impl Policy for NeuralStudent {
     fn sample_batch(&self, prompts: &[Prompt], temperature: f64, seed: u64) -> Vec<Trace> {
         self.traces(prompts, Sampling::Temperature { temperature, seed })
     }
+
+    /// The model's own sequence log-probabilities at `temperature` (one forward pass per
+    /// trace), so that a neural reference policy can serve the paper's RLFineTune. `None` at
+    /// temperature 0 and for traces the model cannot score (longer than its context).
+    fn log_probs(
+        &self,
+        prompts: &[Prompt],
+        traces: &[Trace],
+        temperature: f64,
+    ) -> Option<Vec<f64>> {
+        let model = self.inference.lock().unwrap_or_else(|e| e.into_inner());
+        let inputs: Vec<Vec<u32>> = prompts.iter().map(|p| p.tokens.clone()).collect();
+        let steps: Vec<Vec<u32>> = traces.iter().map(|t| t.steps.clone()).collect();
+        model.sequence_log_probs(&inputs, &steps, temperature).ok()
+    }
 }
 
 impl Student for NeuralStudent {
@@ -673,6 +688,34 @@ mod tests {
 
     fn bits(v: &[f32]) -> Vec<u32> {
         v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The neural student reports its sequence log-probabilities (a neural `pi_ref` can serve
+    /// RLFineTune): the teacher's demonstrations become likelier after training on them.
+    #[test]
+    fn the_student_reports_log_probs_and_learning_raises_them() {
+        let task = task_with(&[]);
+        let train = demos(task.as_ref(), 1, 40);
+        let prompts: Vec<Prompt> = train.iter().map(|d| d.prompt.clone()).collect();
+        let traces: Vec<Trace> = train.iter().map(|d| d.trace.clone()).collect();
+        let mut s = task.new_student(3);
+        let before = s
+            .log_probs(&prompts, &traces, 1.0)
+            .expect("neural log-probs");
+        assert!(
+            before.iter().all(|l| l.is_finite() && *l < 0.0),
+            "{before:?}"
+        );
+        s.fit(&train).unwrap();
+        let after = s.log_probs(&prompts, &traces, 1.0).unwrap();
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        assert!(
+            mean(&after) > mean(&before),
+            "{} -> {}",
+            mean(&before),
+            mean(&after)
+        );
+        assert!(s.log_probs(&prompts, &traces, 0.0).is_none());
     }
 
     #[test]
