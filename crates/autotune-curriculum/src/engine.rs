@@ -371,20 +371,7 @@ impl<'a> Context<'a> {
         let verdicts = self.member_verdicts(model, prompts)?;
         Ok(verdicts
             .iter()
-            .map(|members| {
-                let vote = crate::model::plurality(
-                    members
-                        .iter()
-                        .map(|(_, alpha, answer)| (answer.as_slice(), *alpha)),
-                );
-                let right = vote.and_then(|v| {
-                    members
-                        .iter()
-                        .find(|(_, _, a)| a.as_slice() == v)
-                        .map(|(ok, _, _)| *ok)
-                });
-                right != Some(true)
-            })
+            .map(|members| crate::model::vote_right(members) != Some(true))
             .collect())
     }
 

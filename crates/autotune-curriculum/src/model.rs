@@ -57,6 +57,17 @@ pub fn plurality<'a>(answers: impl IntoIterator<Item = (&'a [Token], f64)>) -> O
     best.map(|(a, _)| a)
 }
 
+/// Whether the plurality vote of `members` (verdict, vote weight, answer) is right: it is iff
+/// it picked the answer of a member judged right. `None` for no voters.
+pub fn vote_right(members: &[(bool, f64, Vec<Token>)]) -> Option<bool> {
+    let vote = plurality(members.iter().map(|(_, a, ans)| (ans.as_slice(), *a)))?;
+    Some(
+        members
+            .iter()
+            .any(|(c, _, ans)| *c && ans.as_slice() == vote),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@ pub mod zero_variance;
 use autotune_core::Prompt;
 
 use crate::engine::Context;
-use crate::model::{plurality, Model};
+use crate::model::{vote_right, Model};
 use crate::strategy::Score;
 use crate::CurriculumError;
 
@@ -53,9 +53,7 @@ pub(crate) fn score_by_members(
         .member_verdicts(model, cands)?
         .into_iter()
         .map(|v| {
-            let vote = plurality(v.iter().map(|(_, a, ans)| (ans.as_slice(), *a)));
-            // The vote is right iff it picked the answer of a member judged right.
-            let vote_ok = vote.map(|w| v.iter().any(|(c, _, ans)| *c && ans.as_slice() == w));
+            let vote_ok = vote_right(&v);
             let verdicts = Verdicts { members: &v };
             Score {
                 rank: Some(verdicts.rank()),
