@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use autotune_experiment::{
-    write_atomic, CompareSpec, FileJournal, Provenance, RunConfig, RunDirWriter, JOURNAL_FILE,
+    write_atomic, FileJournal, Plan, Provenance, RunConfig, RunDirWriter, JOURNAL_FILE,
 };
 
 /// `DIR/invocation.json`: how the command of a run directory was invoked, for `resume`.
@@ -75,12 +75,8 @@ impl Launch {
     /// Opens the run directory of a command: takes its lock, starts its journal (or,
     /// resuming, reads it back), records how the command was invoked, and writes
     /// `config.toml`.
-    pub fn open_run_dir(
-        &mut self,
-        dir: &Path,
-        spec: &CompareSpec,
-    ) -> Result<(RunDirWriter, FileJournal)> {
-        let config = RunConfig::resolve(&autotune_tasks::BuiltinTasks, self.provenance(), spec)?;
+    pub fn open_run_dir(&mut self, dir: &Path, plan: &Plan) -> Result<(RunDirWriter, FileJournal)> {
+        let config = RunConfig::new(self.provenance(), plan);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         if !self.resuming && same_command_ran_here(dir) {
             // The same command into the same directory again (e.g. `autotune demo` twice):

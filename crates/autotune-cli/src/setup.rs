@@ -25,9 +25,10 @@ pub fn parse_eps_list(s: &str) -> Result<Vec<f64>> {
 }
 
 /// A strategy list; `all` is every strategy that learns from the teacher, and the RL
-/// strategies too when the task has a reference policy (`with_rl`).
-pub fn parse_strategies(s: &str, with_rl: bool) -> Result<Vec<String>> {
+/// strategies too when the task has a reference policy (`with_rl`, asked only for `all`).
+pub fn parse_strategies(s: &str, with_rl: impl FnOnce() -> Result<bool>) -> Result<Vec<String>> {
     if s.trim() == "all" {
+        let with_rl = with_rl()?;
         let (chosen, left): (Vec<&&StrategyInfo>, Vec<&&StrategyInfo>) = STRATEGIES
             .iter()
             .partition(|s| s.in_all && (with_rl || !s.needs_reference));
@@ -157,38 +158,12 @@ pub fn budget(c: &Common) -> Result<Budget> {
     })
 }
 
-/// The task as the runs will build it (seed 0), for what the command checks up front.
-pub fn instance(task: &str, params: &Params) -> Result<Box<dyn autotune_core::Task>> {
-    Ok(autotune_tasks::build_task(task, params, 0)?.0)
-}
-
-/// Fills the default demo budget, 20 d / eps, once the task's dimension is known.
-pub fn default_max_demos(b: &mut Budget, task: &dyn autotune_core::Task, eps: f64) {
-    if b.max_demos.is_none() {
-        b.max_demos = Some(
-            (autotune_experiment::DEFAULT_DEMOS_PER_D_OVER_EPS * task.dimension() as f64 / eps)
-                .ceil() as u64,
-        );
-    }
-}
-
-/// Refuses, before any run directory is made, a strategy that samples a reference policy on
-/// a task that has none, or ranks by samples on a task whose student cannot sample.
-pub fn check_reference<'a>(
-    task: &dyn autotune_core::Task,
-    strategies: impl IntoIterator<Item = &'a String>,
-) -> Result<()> {
-    let has_reference = task.reference().is_some();
-    for s in strategies {
-        let info = strategy_info(s)?;
-        if info.needs_reference && !has_reference {
-            return Err(autotune_curriculum::no_reference(s, task.name()).into());
-        }
-        if info.needs_sampling && !task.student_samples() {
-            return Err(autotune_curriculum::no_sampling(s, task.name()).into());
-        }
-    }
-    Ok(())
+/// Whether the task has a reference policy `pi_ref` (for what `--strategies all` runs).
+pub fn has_reference(task: &str, params: &Params) -> Result<bool> {
+    Ok(autotune_tasks::build_task(task, params, 0)?
+        .0
+        .reference()
+        .is_some())
 }
 
 /// `--kappa K` as the task parameter `kappa` of a task that has one.

@@ -1,94 +1,14 @@
 //! Comparisons: every (strategy, eps, seed) run, aggregated over seeds, with scaling fits.
 
-use autotune_core::{Journal, Ledger, ParamSpec, Params, TaskFactory};
-use autotune_curriculum::{strategy_info, Budget, StopReason};
+use autotune_core::{Journal, Ledger, Params, TaskFactory};
+use autotune_curriculum::StopReason;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    fit_linear, heldout_size, run_one_full, Checkpoint, ExperimentError, LinearFit, MetricRecord,
-    RunResult, RunSpec, RunSummary,
+    fit_linear, run_one_full, Checkpoint, CompareSpec, ExperimentError, LinearFit, MetricRecord,
+    Plan, RunResult, RunSummary,
 };
-
-/// A comparison: strategies x eps values x seeds on one task.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CompareSpec {
-    pub task: String,
-    pub task_params: Params,
-    pub strategies: Vec<String>,
-    /// Strategy parameters; each key goes to the strategies that declare it.
-    pub strategy_params: Params,
-    pub eps: Vec<f64>,
-    pub seeds: u64,
-    pub base_seed: u64,
-    pub test_factor: f64,
-    pub budget: Budget,
-    pub stop_at_eps: bool,
-    /// One run per strategy and seed, at the smallest eps; the larger eps are read off its
-    /// checkpoints (on its held-out set, which is the largest). Strategies whose schedule
-    /// depends on eps (boost-by-majority's K, the default demonstration budget) use the
-    /// smallest eps's.
-    #[serde(default)]
-    pub nested_eps: bool,
-}
-
-impl CompareSpec {
-    /// The run specs, heaviest (smallest eps) first for load balance.
-    pub fn runs(&self) -> Result<Vec<RunSpec>, ExperimentError> {
-        if self.strategies.is_empty() || self.eps.is_empty() || self.seeds == 0 {
-            return Err(ExperimentError::Invalid(
-                "need at least one strategy, one eps and one seed".into(),
-            ));
-        }
-        let mut declared: Vec<&ParamSpec> = Vec::new();
-        let mut per_strategy = Vec::new();
-        for s in &self.strategies {
-            let info = strategy_info(s)?;
-            declared.extend(info.params.iter());
-            per_strategy.push((s.clone(), self.strategy_params.subset(info.params)));
-        }
-        if let Some(k) = self
-            .strategy_params
-            .0
-            .keys()
-            .find(|k| !declared.iter().any(|p| p.key == k.as_str()))
-        {
-            return Err(ExperimentError::Invalid(format!(
-                "strategy parameter `{k}` is not a parameter of any of: {}",
-                self.strategies.join(", ")
-            )));
-        }
-        let mut eps = self.eps.clone();
-        eps.sort_by(|a, b| a.total_cmp(b));
-        eps.dedup();
-        let also_eps = if self.nested_eps {
-            eps.split_off(1)
-        } else {
-            Vec::new()
-        };
-        let mut out = Vec::new();
-        for &e in &eps {
-            heldout_size(e, self.test_factor)?;
-            for (s, p) in &per_strategy {
-                for i in 0..self.seeds {
-                    out.push(RunSpec {
-                        task: self.task.clone(),
-                        task_params: self.task_params.clone(),
-                        strategy: s.clone(),
-                        strategy_params: p.clone(),
-                        eps: e,
-                        seed: self.base_seed + i,
-                        test_factor: self.test_factor,
-                        budget: self.budget.clone(),
-                        stop_at_eps: self.stop_at_eps,
-                        also_eps: also_eps.clone(),
-                    });
-                }
-            }
-        }
-        Ok(out)
-    }
-}
 
 /// One (strategy, eps) cell, over seeds. Costs are taken at the checkpoint where eps was
 /// reached, or at the end of the run for seeds that did not reach it.
@@ -314,21 +234,25 @@ fn fits(results: &[Aggregate], strategies: &[String]) -> Vec<StrategyFit> {
         .collect()
 }
 
-/// Runs every (strategy, eps, seed) of `spec` in parallel; `on_record` gets every metrics
-/// record of every run as it happens (records of different runs interleave).
+/// Runs every (strategy, eps, seed) run of `plan` in parallel; `on_record` gets every
+/// metrics record of every run as it happens (records of different runs interleave).
 pub fn compare(
     tasks: &dyn TaskFactory,
-    spec: &CompareSpec,
+    plan: &Plan,
     on_record: &(dyn Fn(&MetricRecord) + Sync),
     journal: Option<&dyn Journal>,
 ) -> Result<CompareReport, ExperimentError> {
     let start = std::time::Instant::now();
-    let specs = spec.runs()?;
-    let runs: Vec<RunResult> = specs
+    let runs: Vec<RunResult> = plan
+        .runs
         .par_iter()
         .map(|r| run_one_full(tasks, r, on_record, journal).map(|(r, _)| r))
         .collect::<Result<_, ExperimentError>>()?;
-    Ok(report_from_runs(spec, runs, start.elapsed().as_secs_f64()))
+    Ok(report_from_runs(
+        &plan.spec,
+        runs,
+        start.elapsed().as_secs_f64(),
+    ))
 }
 
 /// The run `r` seen at the larger target error `eps` (`compare --nested-eps`): reached at its

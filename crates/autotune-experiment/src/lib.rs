@@ -43,14 +43,14 @@ mod eval;
 mod fit;
 mod journal;
 mod metrics;
+mod plan;
 mod rl;
 mod run;
 mod rundir;
 mod table;
 
 pub use compare::{
-    aggregate, compare, median, report_from_runs, Aggregate, CompareReport, CompareSpec,
-    StrategyFit,
+    aggregate, compare, median, report_from_runs, Aggregate, CompareReport, StrategyFit,
 };
 pub use eval::{slice_order, Evaluation, HeldOut, SliceError};
 pub use fit::{fit_linear, LinearFit};
@@ -59,6 +59,7 @@ pub use journal::{
     JOURNAL_FILE, LOCK_FILE, MAX_RECORD_BYTES,
 };
 pub use metrics::{EndRecord, EvalRecord, MetricRecord, PhaseRecord, RunKey};
+pub use plan::{CompareSpec, Plan, ResolvedStrategy, ResolvedTask};
 pub use rl::{
     aggregate_rl, coverage_text, measure_coverage, rl_table, run_rl, run_rl_one, Coverage,
     RlAggregate, RlCheckpoint, RlReport, RlRun, RlSpec,
@@ -68,9 +69,9 @@ pub use run::{
     RunSpec, RunSummary, DEFAULT_DEMOS_PER_D_OVER_EPS, DEFAULT_TEST_FACTOR, MAX_HELDOUT,
 };
 pub use rundir::{
-    pretty_json, write_atomic, LedgerFile, Provenance, ResolvedStrategy, ResolvedTask, RunConfig,
-    RunDirWriter, RunLedger, COMPARISON_JSON, COMPARISON_MD, CONFIG_FILE, LEDGER_FILE,
-    METRICS_FILE, REPORT_HTML, RESULT_JSON, TABLE_TXT,
+    pretty_json, write_atomic, LedgerFile, Provenance, RunConfig, RunDirWriter, RunLedger,
+    COMPARISON_JSON, COMPARISON_MD, CONFIG_FILE, LEDGER_FILE, METRICS_FILE, REPORT_HTML,
+    RESULT_JSON, TABLE_TXT,
 };
 pub use table::{
     burn_in_rows, burn_in_table, comparison_table, render_markdown, render_table, BurnInRow, Table,

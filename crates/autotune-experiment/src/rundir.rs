@@ -17,12 +17,12 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use autotune_core::{Ledger, Params, TaskFactory};
-use autotune_curriculum::{build_strategy, StrategyConfig};
+use autotune_core::Ledger;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    render_markdown, render_table, CompareReport, CompareSpec, ExperimentError, MetricRecord,
+    render_markdown, render_table, CompareReport, CompareSpec, ExperimentError, MetricRecord, Plan,
+    ResolvedStrategy, ResolvedTask,
 };
 
 pub const CONFIG_FILE: &str = "config.toml";
@@ -51,26 +51,6 @@ pub struct Provenance {
     pub command: String,
 }
 
-/// The resolved configuration of one strategy at one target eps.
-#[derive(Clone, Debug, Serialize)]
-pub struct ResolvedStrategy {
-    pub eps: f64,
-    /// Consecutive rejections after which the filter certifies error <= eps, at its first
-    /// test (later tests of a run need more: the certificate's rule); none for strategies that
-    /// run all their phases.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub certificate_draws: Option<u64>,
-    pub config: StrategyConfig,
-}
-
-/// The task with every parameter resolved.
-#[derive(Clone, Debug, Serialize)]
-pub struct ResolvedTask {
-    pub name: String,
-    pub dimension: usize,
-    pub params: Params,
-}
-
 /// `config.toml`: what was asked, everything resolved, and where it came from.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunConfig {
@@ -82,33 +62,14 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// Resolves `spec` (task defaults, strategy configurations per eps) without running it.
-    pub fn resolve(
-        tasks: &dyn TaskFactory,
-        provenance: Provenance,
-        spec: &CompareSpec,
-    ) -> Result<Self, ExperimentError> {
-        let (task, params) = tasks.build(&spec.task, &spec.task_params, spec.base_seed)?;
-        let d = task.dimension();
-        let mut strategy = Vec::new();
-        for r in spec.runs()?.iter().filter(|r| r.seed == spec.base_seed) {
-            let built = build_strategy(&r.strategy, &r.strategy_params, r.eps, d)?;
-            strategy.push(ResolvedStrategy {
-                eps: r.eps,
-                certificate_draws: built.certificate().map(|c| c.draws(r.eps, 1)),
-                config: built.config().clone(),
-            });
-        }
-        Ok(Self {
+    /// The configuration file of `plan`.
+    pub fn new(provenance: Provenance, plan: &Plan) -> Self {
+        Self {
             provenance,
-            experiment: spec.clone(),
-            task: ResolvedTask {
-                name: spec.task.clone(),
-                dimension: d,
-                params,
-            },
-            strategy,
-        })
+            experiment: plan.spec.clone(),
+            task: plan.task.clone(),
+            strategy: plan.strategies.clone(),
+        }
     }
 }
 

@@ -348,11 +348,12 @@ fn nested_eps_reads_larger_eps_off_the_smallest_run() {
         stop_at_eps: true,
         nested_eps: nested,
     };
-    let nested = compare(&BuiltinTasks, &compare_spec(true), &|_| {}, None).unwrap();
+    let plan = |nested| compare_spec(nested).plan(&BuiltinTasks).unwrap();
+    let nested = compare(&BuiltinTasks, &plan(true), &|_| {}, None).unwrap();
     assert_eq!(nested.runs.len(), 8, "4 runs, each also read at eps 0.1");
     assert_eq!(nested.results.len(), 4);
-    let full = compare_spec(true).runs().unwrap();
-    assert!(full
+    assert!(plan(true)
+        .runs
         .iter()
         .all(|r| r.eps == 0.02 && r.also_eps == vec![0.1]));
     for r in nested.runs.iter().filter(|r| r.eps == 0.1) {
@@ -371,7 +372,7 @@ fn nested_eps_reads_larger_eps_off_the_smallest_run() {
     // Against the eps = 0.1 runs of their own, for the single model trained the same way the
     // first checkpoint at or below 0.1 is the same phase (on another held-out set, so compare
     // only that both reached and the demos agree within the checkpoint resolution).
-    let own = compare(&BuiltinTasks, &compare_spec(false), &|_| {}, None).unwrap();
+    let own = compare(&BuiltinTasks, &plan(false), &|_| {}, None).unwrap();
     for a in own.results.iter().filter(|a| a.eps == 0.1) {
         let b = nested
             .results

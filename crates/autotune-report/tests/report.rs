@@ -38,17 +38,16 @@ fn run_dir() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("run");
     let s = spec();
-    let cfg = RunConfig::resolve(
-        &autotune_tasks::BuiltinTasks,
+    let plan = s.plan(&autotune_tasks::BuiltinTasks).unwrap();
+    let cfg = RunConfig::new(
         Provenance {
             command: "autotune compare --task halfspace-cot".into(),
             ..Provenance::default()
         },
-        &s,
-    )
-    .unwrap();
+        &plan,
+    );
     let w = RunDirWriter::create(&dir, &cfg).unwrap();
-    let report = compare(&autotune_tasks::BuiltinTasks, &s, &|r| w.record(r), None).unwrap();
+    let report = compare(&autotune_tasks::BuiltinTasks, &plan, &|r| w.record(r), None).unwrap();
     w.finish(&report).unwrap();
     (tmp, dir)
 }

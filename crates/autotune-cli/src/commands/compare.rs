@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use autotune_core::Params;
-use autotune_experiment::{compare, pretty_json, CompareReport, CompareSpec};
+use autotune_experiment::{compare, pretty_json, CompareReport, CompareSpec, Plan};
 use autotune_tasks::BuiltinTasks;
 
 use crate::args::CompareArgs;
@@ -13,23 +13,22 @@ use crate::launch::Launch;
 use crate::output::{print_table, write_report};
 use crate::progress::Progress;
 use crate::setup::{
-    budget, check_reference, check_task, default_max_demos, instance, parse_eps_list,
-    parse_strategies, run_dir, task_and_params,
+    budget, has_reference, parse_eps_list, parse_strategies, run_dir, task_and_params,
 };
 
 /// Runs a comparison into the run directory `dir`: metrics as they happen, then the
 /// comparison files, the table on stdout and the report.
 pub fn run_compare(
     launch: &mut Launch,
-    spec: &CompareSpec,
+    plan: &Plan,
     dir: &Path,
     json: Option<&Path>,
 ) -> Result<CompareReport> {
-    let (writer, journal) = launch.open_run_dir(dir, spec)?;
-    let progress = Progress::new(spec.runs()?.len() as u64);
+    let (writer, journal) = launch.open_run_dir(dir, plan)?;
+    let progress = Progress::new(plan.runs.len() as u64);
     let report = compare(
         &BuiltinTasks,
-        spec,
+        plan,
         &|r| {
             writer.record(r);
             progress.record(r);
@@ -83,17 +82,13 @@ pub fn run(launch: &mut Launch, a: CompareArgs) -> Result<()> {
 fn compare_report(launch: &mut Launch, a: CompareArgs) -> Result<CompareReport> {
     let eps = parse_eps_list(&a.eps)?;
     let (task, task_params) = task_and_params(&a.task, &a.common)?;
-    check_task(&task, &task_params)?;
-    let t = instance(&task, &task_params)?;
-    let strategies = parse_strategies(&a.strategies, t.reference().is_some())?;
-    check_reference(t.as_ref(), &strategies)?;
+    let strategies = parse_strategies(&a.strategies, || has_reference(&task, &task_params))?;
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let mut b = budget(&a.common)?;
-    let min_eps = eps.iter().copied().fold(1.0, f64::min);
-    default_max_demos(&mut b, t.as_ref(), min_eps);
-    let spec = CompareSpec {
+    // Resolved and checked once (task, strategies and their parameters, held-out sizes, the
+    // default budget) before the run directory is made.
+    let plan = CompareSpec {
         task,
         task_params,
         strategies,
@@ -102,16 +97,13 @@ fn compare_report(launch: &mut Launch, a: CompareArgs) -> Result<CompareReport> 
         seeds: a.seeds,
         base_seed: a.seed,
         test_factor: a.common.test_factor,
-        budget: b,
+        budget: budget(&a.common)?,
         stop_at_eps: !a.common.run_to_stop,
         nested_eps: a.nested_eps,
-    };
-    // Every run's spec (held-out sizes, strategy parameters) is checked before the run
-    // directory is made.
-    spec.runs()?;
-    autotune_experiment::RunConfig::resolve(&BuiltinTasks, launch.provenance(), &spec)?;
-    let dir = run_dir(a.out, "compare", &spec.task)?;
-    run_compare(launch, &spec, &dir, a.json.as_deref())
+    }
+    .plan(&BuiltinTasks)?;
+    let dir = run_dir(a.out, "compare", &plan.spec.task)?;
+    run_compare(launch, &plan, &dir, a.json.as_deref())
 }
 
 /// `compare --kappa K1,K2,...`: one comparison per kappa in `DIR/kappa-K`, then the burn-in

@@ -4,42 +4,36 @@ use anyhow::{bail, Result};
 use autotune_core::Params;
 use autotune_curriculum::{Budget, STRATEGIES};
 use autotune_experiment::CompareSpec;
+use autotune_tasks::BuiltinTasks;
 
 use super::compare::run_compare;
 use crate::args::DemoArgs;
 use crate::launch::Launch;
-use crate::setup::{default_max_demos, instance};
 
 pub fn run(launch: &mut Launch, a: DemoArgs) -> Result<()> {
     if a.seeds == 0 {
         bail!("--seeds must be at least 1");
     }
-    let task_params = Params::default();
-    let eps = vec![0.01, 0.001];
-    let mut b = Budget::default();
-    default_max_demos(
-        &mut b,
-        instance("halfspace-cot", &task_params)?.as_ref(),
-        0.001,
-    );
-    let spec = CompareSpec {
+    let plan = CompareSpec {
         task: "halfspace-cot".into(),
-        task_params,
+        task_params: Params::default(),
         strategies: STRATEGIES
             .iter()
             .filter(|s| s.in_all && !s.needs_reference)
             .map(|s| s.name.to_string())
             .collect(),
         strategy_params: Params::default(),
-        eps,
+        eps: vec![0.01, 0.001],
         seeds: a.seeds,
         base_seed: 0,
         test_factor: autotune_experiment::DEFAULT_TEST_FACTOR,
-        budget: b,
+        // The default: 20 d / eps at eps 0.001.
+        budget: Budget::default(),
         stop_at_eps: true,
         nested_eps: false,
-    };
+    }
+    .plan(&BuiltinTasks)?;
     println!("AutoTune demo: all curricula on halfspace-cot (window 32, d = 33), eps 0.01 and 0.001, {} seeds", a.seeds);
-    run_compare(launch, &spec, &a.out, None)?;
+    run_compare(launch, &plan, &a.out, None)?;
     Ok(())
 }

@@ -3,10 +3,7 @@
 
 use anyhow::{bail, Context, Result};
 use autotune_core::Params;
-use autotune_curriculum::strategy_info;
-use autotune_experiment::{
-    pretty_json, report_from_runs, run_one_full, CompareSpec, RunSpec, RESULT_JSON,
-};
+use autotune_experiment::{pretty_json, report_from_runs, run_one_full, CompareSpec, RESULT_JSON};
 use autotune_tasks::BuiltinTasks;
 
 use crate::args::RunArgs;
@@ -14,10 +11,7 @@ use crate::launch::Launch;
 use crate::output::write_report;
 use crate::progress::Progress;
 use crate::serve_model;
-use crate::setup::{
-    budget, check_reference, check_task, default_max_demos, instance, parse_eps_list,
-    task_and_params,
-};
+use crate::setup::{budget, parse_eps_list, task_and_params};
 
 pub fn run(launch: &mut Launch, a: RunArgs) -> Result<()> {
     let eps = parse_eps_list(&a.eps)?;
@@ -26,45 +20,30 @@ pub fn run(launch: &mut Launch, a: RunArgs) -> Result<()> {
     }
     let eps = eps[0];
     let (task, task_params) = task_and_params(&a.task, &a.common)?;
-    check_task(&task, &task_params)?;
-    strategy_info(&a.strategy)?;
     let sft_style = autotune_data::SftStyle::parse(&a.sft_style).with_context(|| {
         format!(
             "--sft-style `{}`: expected messages or prompt-completion",
             a.sft_style
         )
     })?;
-    let t = instance(&task, &task_params)?;
-    check_reference(t.as_ref(), [&a.strategy])?;
-    autotune_experiment::heldout_size(eps, a.common.test_factor)?;
-    let mut b = budget(&a.common)?;
-    default_max_demos(&mut b, t.as_ref(), eps);
-    let spec = RunSpec {
+    // Resolved and checked once (task, strategy and its parameters, held-out size, the
+    // default budget) before the run directory is made: a comparison of one run.
+    let plan = CompareSpec {
         task: task.clone(),
         task_params,
-        strategy: a.strategy.clone(),
+        strategies: vec![a.strategy.clone()],
         strategy_params: Params::parse(&a.common.strategy_params)?,
-        eps,
-        seed: a.seed,
-        test_factor: a.common.test_factor,
-        budget: b,
-        stop_at_eps: !a.common.run_to_stop,
-        also_eps: Vec::new(),
-    };
-    let cspec = CompareSpec {
-        task: spec.task.clone(),
-        task_params: spec.task_params.clone(),
-        strategies: vec![spec.strategy.clone()],
-        strategy_params: spec.strategy_params.clone(),
         eps: vec![eps],
         seeds: 1,
-        base_seed: spec.seed,
-        test_factor: spec.test_factor,
-        budget: spec.budget.clone(),
-        stop_at_eps: spec.stop_at_eps,
+        base_seed: a.seed,
+        test_factor: a.common.test_factor,
+        budget: budget(&a.common)?,
+        stop_at_eps: !a.common.run_to_stop,
         nested_eps: false,
-    };
-    let (writer, journal) = launch.open_run_dir(&a.out, &cspec)?;
+    }
+    .plan(&BuiltinTasks)?;
+    let spec = plan.runs[0].clone();
+    let (writer, journal) = launch.open_run_dir(&a.out, &plan)?;
     let progress = Progress::new(1);
     let start = std::time::Instant::now();
     let (res, art) = run_one_full(
@@ -166,7 +145,7 @@ pub fn run(launch: &mut Launch, a: RunArgs) -> Result<()> {
         );
     }
     writer.write(RESULT_JSON, &pretty_json(&res))?;
-    let report = report_from_runs(&cspec, vec![res.clone()], start.elapsed().as_secs_f64());
+    let report = report_from_runs(&plan.spec, vec![res.clone()], start.elapsed().as_secs_f64());
     writer.finish(&report)?;
     let l = &res.summary.final_ledger;
     println!(
