@@ -9,12 +9,17 @@
 //! and ends exactly as an uninterrupted one would.
 //!
 //! What is journaled: every teacher demonstration; generations of remote policies (a model
-//! server: paid, and not reproducible); every verifier verdict; and, after a fit, a reference to
+//! server: paid, and not reproducible); the verdicts of verifiers that are not pure
+//! ([`Verifier::pure`]: in-process comparisons of answers are computed again on resume, a
+//! verifier that runs programs is journaled); and, after a fit, a reference to
 //! the student's checkpoint when the student asks for it ([`Student::journal_checkpoints`]:
 //! students whose training is expensive). Calls of in-process policies, and fits of cheap
 //! students, are made again on resume: they are deterministic and cost nothing to repeat.
 //!
+//! Prompt ids and chains of thought are written compactly ([`compact`](crate::compact)).
+//!
 //! [`Student::journal_checkpoints`]: crate::Student::journal_checkpoints
+//! [`Verifier::pure`]: crate::Verifier::pure
 
 use serde::{Deserialize, Serialize};
 
@@ -26,7 +31,9 @@ use crate::{ApiUsage, FitStats, Result, Trace};
 pub enum Entry {
     /// Teacher demonstrations, one per prompt id.
     Teach {
+        #[serde(with = "crate::compact::ids")]
         ids: Vec<u64>,
+        #[serde(with = "crate::compact::traces")]
         traces: Vec<Trace>,
         /// What the remote teacher charged for this call (`None`: in-process teacher).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,7 +42,9 @@ pub enum Entry {
     },
     /// Generations of a remote policy (greedy, or sampled at a temperature).
     Generate {
+        #[serde(with = "crate::compact::ids")]
         ids: Vec<u64>,
+        #[serde(with = "crate::compact::traces")]
         traces: Vec<Trace>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         api: Option<ApiUsage>,
@@ -43,6 +52,7 @@ pub enum Entry {
     },
     /// Verifier verdicts, `'1'` correct and `'0'` incorrect, one per prompt id.
     Verify {
+        #[serde(with = "crate::compact::ids")]
         ids: Vec<u64>,
         verdicts: String,
         secs: f64,

@@ -521,7 +521,13 @@ impl<'a> Metered<'a> {
     /// Verifier verdicts on the answers of `traces`.
     pub fn verify(&mut self, prompts: &[Prompt], traces: &[Trace]) -> Result<Vec<bool>> {
         let ids: Vec<u64> = prompts.iter().map(|p| p.id).collect();
-        let verdicts = match self.replay("verify", &ids)? {
+        // A pure verifier's verdicts are computed again on resume, not journaled.
+        let replay = if self.task.verifier().pure() {
+            Replay::Off
+        } else {
+            self.replay("verify", &ids)?
+        };
+        let verdicts = match replay {
             Replay::Recorded(Entry::Verify { verdicts, .. }) => verdicts_from_str(&verdicts)
                 .filter(|v| v.len() == prompts.len())
                 .ok_or_else(|| {

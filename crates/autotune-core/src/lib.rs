@@ -27,6 +27,7 @@
 //! # Ok::<(), autotune_core::CoreError>(())
 //! ```
 
+pub mod compact;
 mod error;
 mod journal;
 mod ledger;

@@ -8,6 +8,14 @@ use crate::{ApiUsage, Demo, Prompt, Result, Rollout, Token, Trace};
 pub trait Verifier: Send + Sync {
     /// One verdict per `(prompts[i], answers[i])`.
     fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool>;
+
+    /// Whether a verdict is a pure function of the prompt and the answer, cheap to compute
+    /// again (in-process comparisons of answers): a journaled run then recomputes verdicts on
+    /// resume instead of storing each one. `false` by default: a verifier that runs programs,
+    /// calls out or may time out has its verdicts journaled.
+    fn pure(&self) -> bool {
+        false
+    }
 }
 
 /// The teacher `x -> (CoT, y)`: the expensive supervision, every call counted by the ledger.

@@ -209,6 +209,10 @@ struct RecordVerifier {
 }
 
 impl Verifier for RecordVerifier {
+    fn pure(&self) -> bool {
+        self.verifiers.values().all(|v| v.pure())
+    }
+
     fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool> {
         let mut out = vec![false; prompts.len()];
         let mut groups: HashMap<&str, (Vec<usize>, Vec<Item>)> = HashMap::new();

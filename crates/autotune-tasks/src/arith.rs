@@ -412,6 +412,10 @@ impl Teacher for ArithTeacher {
 
 struct ArithVerifier;
 impl Verifier for ArithVerifier {
+    fn pure(&self) -> bool {
+        true
+    }
+
     fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool> {
         verify(prompts, answers)
     }

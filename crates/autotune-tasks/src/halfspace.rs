@@ -452,6 +452,10 @@ impl Teacher for HalfspaceTask {
 }
 
 impl Verifier for HalfspaceTask {
+    fn pure(&self) -> bool {
+        true
+    }
+
     fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool> {
         prompts
             .iter()

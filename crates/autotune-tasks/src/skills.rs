@@ -296,6 +296,10 @@ impl Teacher for SkillsTask {
 }
 
 impl Verifier for SkillsTask {
+    fn pure(&self) -> bool {
+        true
+    }
+
     /// Recomputes the true answer and compares. One verdict per prompt: a malformed prompt,
     /// an answer of the wrong length or a missing answer is incorrect.
     fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool> {

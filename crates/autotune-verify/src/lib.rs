@@ -97,6 +97,13 @@ pub trait AnswerVerifier: Send + Sync {
 
     fn verify(&self, item: &Item) -> Verdict;
 
+    /// Whether a verdict is a pure function of the item, cheap to compute again (string and
+    /// number comparisons): runs then recompute verdicts on resume instead of journaling
+    /// each. `false` by default (the code verifier runs programs under a timeout).
+    fn pure(&self) -> bool {
+        false
+    }
+
     /// Verdicts for many items, in order; in parallel by default.
     fn verify_batch(&self, items: &[Item]) -> Vec<Verdict> {
         items.par_iter().map(|i| self.verify(i)).collect()

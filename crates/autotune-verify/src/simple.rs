@@ -76,6 +76,10 @@ impl ExactVerifier {
 }
 
 impl AnswerVerifier for ExactVerifier {
+    fn pure(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "exact"
     }
@@ -269,6 +273,10 @@ impl NumericVerifier {
 }
 
 impl AnswerVerifier for NumericVerifier {
+    fn pure(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "numeric"
     }
@@ -383,6 +391,10 @@ impl ChoiceVerifier {
 }
 
 impl AnswerVerifier for ChoiceVerifier {
+    fn pure(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "choice"
     }
