@@ -184,7 +184,9 @@ pub struct Common {
     /// Record format of --tasks: auto, plain, reasoning-gym, trl-messages, trl-completion, verl.
     #[arg(long)]
     pub format: Option<String>,
-    /// Verifier of --tasks records that name none: exact, numeric, choice, math, code.
+    /// Verifier of --tasks records that name none: exact, numeric, choice, math, code, or
+    /// "cmd:PROGRAM ARGS" (an external scorer fed JSON lines; options with
+    /// --param verifier_options="timeout=60;min_score=1").
     #[arg(long)]
     pub verifier: Option<String>,
     /// File-backed teacher for --tasks: JSONL of {"id", "cot", "answer"?}.
@@ -349,7 +351,7 @@ pub struct ServeModelArgs {
 
 #[derive(Args)]
 pub struct VerifyArgs {
-    /// exact, numeric, choice, math or code.
+    /// exact, numeric, choice, math, code, or "cmd:PROGRAM ARGS" (an external scorer).
     #[arg(long)]
     pub verifier: String,
     /// Verifier option KEY=VALUE (repeatable), e.g. case=insensitive, rel_tol=1e-4, timeout=5.

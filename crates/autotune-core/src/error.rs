@@ -28,6 +28,9 @@ pub enum CoreError {
     Teacher(String),
     #[error("student failed: {0}")]
     Student(String),
+    /// An external verifier failed (the message names it and says how).
+    #[error("{0}")]
+    Verifier(String),
     /// The run journal cannot be written, or a resumed run does not follow it.
     #[error("journal: {0}")]
     Journal(String),

@@ -539,7 +539,7 @@ impl<'a> Metered<'a> {
             replay => {
                 let t0 = Instant::now();
                 let answers: Vec<&[crate::Token]> = traces.iter().map(Trace::answer).collect();
-                let verdicts = self.task.verifier().verify_batch(prompts, &answers);
+                let verdicts = self.task.verifier().try_verify_batch(prompts, &answers)?;
                 if let Replay::Live(seq) = replay {
                     let entry = Entry::Verify {
                         ids,

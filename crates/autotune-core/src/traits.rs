@@ -9,6 +9,13 @@ pub trait Verifier: Send + Sync {
     /// One verdict per `(prompts[i], answers[i])`.
     fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool>;
 
+    /// Verdicts, or why the verifier itself failed (an external process that died, hung or
+    /// answered nonsense): the run stops with the error instead of counting wrong answers.
+    /// In-process verifiers cannot fail: [`Self::verify_batch`].
+    fn try_verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Result<Vec<bool>> {
+        Ok(self.verify_batch(prompts, answers))
+    }
+
     /// Whether a verdict is a pure function of the prompt and the answer, cheap to compute
     /// again (in-process comparisons of answers): a journaled run then recomputes verdicts on
     /// resume instead of storing each one. `false` by default: a verifier that runs programs,

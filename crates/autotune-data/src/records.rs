@@ -660,6 +660,7 @@ pub fn read_verify_items_from<R: BufRead>(
             gold: field("gold")?,
             prediction: field("prediction")?,
             tests: tests_of(o.get("tests")).map_err(bad)?,
+            meta: o.get("meta").cloned(),
         });
         Ok(())
     })?;

@@ -16,7 +16,7 @@ use autotune_core::{
     stream_rng, CoreError, Prompt, PromptSource, PromptText, Result, Rng, Student, Task, Teacher,
     Token, Trace, Verifier,
 };
-use autotune_verify::{build_verifier, AnswerVerifier, Item};
+use autotune_verify::{build_verifier, AnswerVerifier, Item, VerifyError};
 use rand::Rng as _;
 use serde_json::Value;
 
@@ -214,6 +214,17 @@ impl Verifier for RecordVerifier {
     }
 
     fn verify_batch(&self, prompts: &[Prompt], answers: &[&[Token]]) -> Vec<bool> {
+        // Only an external verifier can fail; its failure stops a run through
+        // `try_verify_batch`, and reads as wrong answers here.
+        self.try_verify_batch(prompts, answers)
+            .unwrap_or_else(|_| vec![false; prompts.len()])
+    }
+
+    fn try_verify_batch(
+        &self,
+        prompts: &[Prompt],
+        answers: &[&[Token]],
+    ) -> autotune_core::Result<Vec<bool>> {
         let mut out = vec![false; prompts.len()];
         let mut groups: HashMap<&str, (Vec<usize>, Vec<Item>)> = HashMap::new();
         for (i, (p, a)) in prompts.iter().zip(answers).enumerate() {
@@ -221,22 +232,23 @@ impl Verifier for RecordVerifier {
                 continue;
             };
             let name = r.verifier.as_deref().unwrap_or(&self.default);
+            let Some(v) = self.verifiers.get(name) else {
+                continue;
+            };
             let g = groups.entry(name).or_default();
             g.0.push(i);
-            g.1.push(Item {
-                gold: r.answer.clone(),
-                prediction: decode(a),
-                tests: r.tests.clone(),
-            });
+            g.1.push(item(v.as_ref(), r, decode(a), r.tests.clone()));
         }
         for (name, (idx, items)) in groups {
-            if let Some(v) = self.verifiers.get(name) {
-                for (i, verdict) in idx.into_iter().zip(v.verify_batch(&items)) {
-                    out[i] = verdict.correct;
-                }
+            let v = &self.verifiers[name];
+            let verdicts = v
+                .try_verify_batch(&items)
+                .map_err(|e| autotune_core::CoreError::Verifier(e.to_string()))?;
+            for (i, verdict) in idx.into_iter().zip(verdicts) {
+                out[i] = verdict.correct;
             }
         }
-        out
+        Ok(out)
     }
 }
 
@@ -273,7 +285,7 @@ pub fn preflight(
     records: &[TaskRecord],
     verifiers: &HashMap<String, Box<dyn AnswerVerifier>>,
     default: &str,
-) -> Vec<(usize, String)> {
+) -> Result<Vec<(usize, String)>, VerifyError> {
     let name_of = |r: &TaskRecord| r.verifier.clone().unwrap_or_else(|| default.to_string());
     let mut problems: Vec<(usize, String)> = Vec::new();
     // Gold against itself, one batch per verifier.
@@ -290,13 +302,9 @@ pub fn preflight(
         };
         let items: Vec<Item> = rs
             .iter()
-            .map(|r| Item {
-                gold: r.answer.clone(),
-                prediction: r.answer.clone(),
-                tests: None,
-            })
+            .map(|r| item(v.as_ref(), r, r.answer.clone(), None))
             .collect();
-        for (r, verdict) in rs.iter().zip(v.verify_batch(&items)) {
+        for (r, verdict) in rs.iter().zip(v.try_verify_batch(&items)?) {
             if !verdict.correct {
                 problems.push((
                     r.line,
@@ -321,14 +329,14 @@ pub fn preflight(
         let Some(v) = verifiers.get(&name_of(first)) else {
             continue;
         };
-        let conflict = rs[1..].iter().any(|r| {
-            !v.verify(&Item {
+        let items: Vec<Item> = rs[1..]
+            .iter()
+            .map(|r| Item {
                 gold: first.answer.clone(),
-                prediction: r.answer.clone(),
-                tests: r.tests.clone(),
+                ..item(v.as_ref(), r, r.answer.clone(), r.tests.clone())
             })
-            .correct
-        });
+            .collect();
+        let conflict = v.try_verify_batch(&items)?.iter().any(|v| !v.correct);
         if conflict {
             let lines: Vec<String> = rs.iter().map(|r| r.line.to_string()).collect();
             for r in rs {
@@ -345,7 +353,18 @@ pub fn preflight(
     }
     problems.sort_by_key(|(line, _)| *line);
     problems.dedup_by_key(|(line, _)| *line);
-    problems
+    Ok(problems)
+}
+
+/// What `v` checks for record `r`: its gold against `prediction`, with the record's `meta` for
+/// verifiers that read it.
+fn item(v: &dyn AnswerVerifier, r: &TaskRecord, prediction: String, tests: Option<String>) -> Item {
+    Item {
+        gold: r.answer.clone(),
+        prediction,
+        tests,
+        meta: v.reads_meta().then(|| r.meta.clone()),
+    }
 }
 
 /// The records whose demonstration in the teacher file `file` its verifier rejects against the
@@ -357,7 +376,7 @@ pub fn check_demos(
     file: &str,
     verifiers: &HashMap<String, Box<dyn AnswerVerifier>>,
     default: &str,
-) -> Vec<(usize, String)> {
+) -> Result<Vec<(usize, String)>, VerifyError> {
     let mut out = Vec::new();
     for r in records {
         let name = r.verifier.as_deref().unwrap_or(default);
@@ -367,11 +386,10 @@ pub fn check_demos(
         if name == "code" {
             continue;
         }
-        let verdict = v.verify(&Item {
-            gold: r.answer.clone(),
-            prediction: answer.clone(),
-            tests: None,
-        });
+        let verdict = v
+            .try_verify_batch(&[item(v.as_ref(), r, answer.clone(), None)])?
+            .pop()
+            .unwrap_or_default();
         if !verdict.correct {
             out.push((
                 r.line,
@@ -384,7 +402,7 @@ pub fn check_demos(
             ));
         }
     }
-    out
+    Ok(out)
 }
 
 /// At most 60 characters of an answer, for messages.
@@ -442,9 +460,15 @@ impl TextTask {
             }
             _ => None,
         };
-        let mut problems = preflight(records, &verifiers, &cfg.verifier);
+        let mut problems = preflight(records, &verifiers, &cfg.verifier)?;
         if let Some((demos, file)) = &teacher_demos {
-            problems.extend(check_demos(records, demos, file, &verifiers, &cfg.verifier));
+            problems.extend(check_demos(
+                records,
+                demos,
+                file,
+                &verifiers,
+                &cfg.verifier,
+            )?);
             problems.sort_by_key(|(line, _)| *line);
             problems.dedup_by_key(|(line, _)| *line);
         }

@@ -93,6 +93,26 @@ pub struct HeldOut {
     /// Mixture: per member, right samples (of [`MIXTURE_SAMPLES`]) on each held-out prompt.
     member_right: Vec<Vec<u8>>,
     checkpoint: u64,
+    /// The first failure of the task's verifier (an external process that died or hung): the
+    /// run must stop with it rather than report its verdicts.
+    failure: Option<String>,
+}
+
+/// The verifier's verdicts; a verifier that fails records its failure in `failure` (the
+/// first one is kept) and its verdicts read as wrong until the run stops.
+fn judge(
+    failure: &mut Option<String>,
+    task: &dyn Task,
+    prompts: &[Prompt],
+    answers: &[&[Token]],
+) -> Vec<bool> {
+    match task.verifier().try_verify_batch(prompts, answers) {
+        Ok(v) => v,
+        Err(e) => {
+            failure.get_or_insert_with(|| format!("held-out evaluation: {e}"));
+            vec![false; prompts.len()]
+        }
+    }
 }
 
 impl HeldOut {
@@ -105,7 +125,14 @@ impl HeldOut {
             output: Output::Plurality,
             member_right: Vec::new(),
             checkpoint: 0,
+            failure: None,
         }
+    }
+
+    /// Why the verifier failed during an evaluation, if it did (then the evaluations are not
+    /// to be trusted and the run stops).
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
     }
 
     /// How the ensembles evaluated here answer (the strategy's output rule).
@@ -138,10 +165,12 @@ impl HeldOut {
                         let seed = stream_seed(j as u64, "heldout/mixture").wrapping_add(s as u64);
                         let traces = m.student.sample_batch(&self.prompts, temperature, seed);
                         let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
-                        for (r, ok) in right
-                            .iter_mut()
-                            .zip(task.verifier().verify_batch(&self.prompts, &answers))
-                        {
+                        for (r, ok) in right.iter_mut().zip(judge(
+                            &mut self.failure,
+                            task,
+                            &self.prompts,
+                            &answers,
+                        )) {
                             *r += u8::from(ok);
                         }
                     }
@@ -196,7 +225,7 @@ impl HeldOut {
                     })
                     .collect();
                 let refs: Vec<&[Token]> = votes.iter().map(Vec::as_slice).collect();
-                (task.verifier().verify_batch(&self.prompts, &refs), None)
+                (judge(&mut self.failure, task, &self.prompts, &refs), None)
             }
         }
     }
@@ -275,7 +304,7 @@ impl HeldOut {
                 for chunk in self.prompts.chunks(EVAL_CHUNK) {
                     let traces = student.generate_batch(chunk);
                     let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
-                    let verdicts = task.verifier().verify_batch(chunk, &answers);
+                    let verdicts = judge(&mut self.failure, task, chunk, &answers);
                     wrong += verdicts.iter().filter(|v| !**v).count();
                     ok.extend(verdicts);
                     if wrong > stop_at {
@@ -313,7 +342,7 @@ impl HeldOut {
     fn verdicts(&mut self, task: &dyn Task, model: &Model) -> Vec<bool> {
         let answers = self.answers(model);
         let refs: Vec<&[Token]> = answers.iter().map(Vec::as_slice).collect();
-        task.verifier().verify_batch(&self.prompts, &refs)
+        judge(&mut self.failure, task, &self.prompts, &refs)
     }
 
     /// Held-out error of `model`: the fraction of prompts whose final answer the verifier

@@ -177,6 +177,10 @@ impl<F: FnMut(&MetricRecord)> Observer for HeldOutObserver<'_, F> {
         let ev = self
             .heldout
             .reaches(self.task, model, self.eps, self.stop_eps);
+        if self.heldout.failure().is_some() {
+            // The verifier failed: stop; `run_one_full` reports why.
+            return Control::Stop;
+        }
         let cp = Checkpoint {
             phase: report.phase,
             members: report.members,
@@ -305,6 +309,9 @@ pub fn run_one_full(
         )
     })?;
     let final_error = obs.heldout.error(task.as_ref(), &outcome.model);
+    if let Some(why) = obs.heldout.failure() {
+        return Err(autotune_core::CoreError::Verifier(why.to_string()).into());
+    }
     let reached = obs.reached.map(|i| &obs.checkpoints[i]);
     let result = RunResult {
         task: spec.task.clone(),

@@ -22,7 +22,7 @@ pub const PARAMS: &[ParamSpec] = &[
     ParamSpec {
         key: "verifier",
         default: "math",
-        help: "verifier of records that name none: exact, numeric, choice, math or code",
+        help: "verifier of records that name none: exact, numeric, choice, math, code, or cmd:PROGRAM ARGS (an external scorer process fed JSON lines)",
     },
     ParamSpec {
         key: "verifier_options",

@@ -13,6 +13,7 @@
 //! | `choice` | multiple choice letters (A/B/C/D...) |
 //! | `math` | final answer extracted from free text (`\boxed{}`, "the answer is", last number), equivalence of LaTeX and plain expressions |
 //! | `code` | a Python program run against unit tests in a sandboxed subprocess |
+//! | `cmd:PROGRAM ARGS` | an external process (a task library's own scorer) fed JSON lines, answering one verdict per line ([`CommandVerifier`]) |
 //!
 //! ```
 //! use autotune_verify::{build_verifier, AnswerVerifier, Item};
@@ -25,6 +26,7 @@
 //! ```
 
 mod code;
+mod command;
 mod math;
 mod simple;
 
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use code::{CodeVerifier, SandboxLimits};
+pub use command::{CommandVerifier, COMMAND_PREFIX};
 pub use math::MathVerifier;
 pub use simple::{
     last_number, parse_number, ChoiceVerifier, ExactVerifier, NumericVerifier, Whitespace,
@@ -48,6 +51,10 @@ pub struct Item {
     /// Code only: Python unit tests (asserts) run after the program.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests: Option<String>,
+    /// What else the record carried (`meta`, `metadata`, `extra_info`), for external
+    /// verifiers that score with it (reasoning-gym's scorers read `metadata`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<serde_json::Value>,
 }
 
 impl Item {
@@ -56,6 +63,7 @@ impl Item {
             gold: gold.into(),
             prediction: prediction.into(),
             tests: None,
+            meta: None,
         }
     }
 }
@@ -108,14 +116,29 @@ pub trait AnswerVerifier: Send + Sync {
     fn verify_batch(&self, items: &[Item]) -> Vec<Verdict> {
         items.par_iter().map(|i| self.verify(i)).collect()
     }
+
+    /// Verdicts for many items, or why the verifier itself failed (an external process that
+    /// died, hung or answered nonsense): a failure that must stop a run, not count as wrong
+    /// answers. In-process verifiers cannot fail: [`Self::verify_batch`].
+    fn try_verify_batch(&self, items: &[Item]) -> Result<Vec<Verdict>, VerifyError> {
+        Ok(self.verify_batch(items))
+    }
+
+    /// Whether the verifier wants each item's [`Item::meta`] (external processes do).
+    fn reads_meta(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Error)]
 pub enum VerifyError {
-    #[error("unknown verifier `{0}`; valid verifiers: exact, numeric, choice, math, code")]
+    #[error("unknown verifier `{0}`; valid verifiers: exact, numeric, choice, math, code, cmd:PROGRAM ARGS")]
     Unknown(String),
     #[error("verifier `{verifier}`: {message}")]
     Option { verifier: String, message: String },
+    /// An external verifier failed (see [`CommandVerifier`]).
+    #[error("verifier `{verifier}` failed: {message}")]
+    Process { verifier: String, message: String },
 }
 
 /// The verifiers' names, for listings and errors.
@@ -132,7 +155,10 @@ pub fn build_verifier(
         "choice" => Ok(Box::new(ChoiceVerifier::from_options(options)?)),
         "math" => Ok(Box::new(MathVerifier::from_options(options)?)),
         "code" => Ok(Box::new(CodeVerifier::from_options(options)?)),
-        other => Err(VerifyError::Unknown(other.to_string())),
+        other => match other.strip_prefix(COMMAND_PREFIX) {
+            Some(command) => Ok(Box::new(CommandVerifier::start(command, options)?)),
+            None => Err(VerifyError::Unknown(other.to_string())),
+        },
     }
 }
 

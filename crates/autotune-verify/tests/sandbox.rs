@@ -40,6 +40,7 @@ fn item(program: &str, tests: &str) -> Item {
         gold: String::new(),
         prediction: program.to_string(),
         tests: Some(tests.to_string()),
+        meta: None,
     }
 }
 

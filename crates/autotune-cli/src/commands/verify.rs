@@ -1,4 +1,4 @@
-//! `autotune verify`: checks {"gold", "prediction", "tests"?} records with a verifier.
+//! `autotune verify`: checks {"gold", "prediction", "tests"?, "meta"?} records with a verifier.
 
 use anyhow::{Context, Result};
 use autotune_core::Params;
@@ -10,7 +10,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
     let verifier = autotune_verify::build_verifier(&a.verifier, &options)?;
     let items = autotune_data::read_verify_items(&a.input)?;
     let start = std::time::Instant::now();
-    let verdicts = verifier.verify_batch(&items);
+    let verdicts = verifier.try_verify_batch(&items)?;
     let secs = start.elapsed().as_secs_f64();
     let mut out = String::with_capacity(verdicts.len() * 48);
     for v in &verdicts {
