@@ -135,6 +135,11 @@ class AutoTuneClient:
             "POST", f"/v1/pools/{pool}/outcomes", {"results": list(results), "idempotency_key": key}
         )
 
+    def release(self, pool: str, prompt_ids: Iterable[str]) -> dict:
+        """Ends the leases of ``prompt_ids`` now (leased, never used): they are eligible again
+        at once. Returns ``{"released", "not_leased"}``."""
+        return self._call("POST", f"/v1/pools/{pool}/release", {"prompt_ids": list(prompt_ids)})
+
     def advance(self, pool: str, model_version: str | None = None, expected_phase: int | None = None) -> dict:
         """Starts the next phase (a new model: ranks restart)."""
         body: dict[str, Any] = {}

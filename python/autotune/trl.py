@@ -20,7 +20,8 @@ reward wrapper (:meth:`AutoTune.reward`) sees every completion's reward with its
 the rewards of all processes are gathered, and the main process numbers each completion from
 its lease's ``sample_base`` and reports it, once, with an idempotency key kept until the
 service has acknowledged the report. Completions of prompts that are not leased (evaluation)
-and completions beyond a lease's ``k`` are not reported. A restarted training does not skip
+and completions beyond a lease's ``k`` are not reported; at the end of training the leases
+never trained (batches the data loader fetched ahead) are released. A restarted training does not skip
 batches by leasing and discarding them (``ignore_data_skip``): it leases afresh.
 """
 
@@ -102,6 +103,12 @@ class LeaseBook:
     def open(self) -> int:
         """Leases with samples still to report."""
         return len(self._open)
+
+    def close_unused(self) -> list[str]:
+        """Forgets the open leases and returns their prompt ids (to release them)."""
+        ids = list(self._open)
+        self._open.clear()
+        return ids
 
 
 class AutoTuneSampler(_Sampler):  # type: ignore[misc,valid-type]
@@ -210,6 +217,7 @@ class OutcomeReporter:
         self.pending: list[tuple[str, list[dict]]] = []
         self.reported = 0
         self.ignored = 0
+        self.released = 0
 
     def record(self, ids: Sequence[Any], rewards: Sequence[float | None]) -> None:
         pairs = _gather([(str(i), r) for i, r in zip(ids, rewards)])
@@ -247,6 +255,17 @@ class OutcomeReporter:
                 return
             self.pending.pop(0)
             self.reported += len(results)
+
+    def finish(self) -> None:
+        """At the end of training: sends what is pending (raising if the service still cannot
+        take it), then releases the leases that were never trained (batches the data loader
+        fetched ahead), so that they are eligible again at once."""
+        self.flush(raise_errors=True)
+        if not _is_main():
+            return
+        unused = self.book.close_unused()
+        if unused:
+            self.released += self.client.release(self.pool, unused)["released"]
 
 
 class AutoTune:
@@ -309,7 +328,7 @@ def grpo_trainer_class() -> type:
             self.at = at
 
         def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
-            self.at.reporter.flush(raise_errors=True)
+            self.at.reporter.finish()
             return control
 
     class AutoTuneGRPOTrainer(GRPOTrainer):  # type: ignore[misc,valid-type]

@@ -187,6 +187,22 @@ class TrlSamplerTest(unittest.TestCase):
         # Sending the first report again (a retry after a lost answer) counts nothing twice.
         self.assertEqual(at.reporter.reported, 4)
 
+    def test_finish_releases_the_leases_never_trained(self) -> None:
+        ids = [f"r{i}" for i in range(6)]
+        at = AutoTune(URL, pool="ahead", mask={"strategy": "learnability"}, ids=ids)
+        sampler = at.sampler(ids, num_generations=2, generation_batch_size=4)
+        walk = iter(sampler)
+        first = [next(walk) for _ in range(4)]  # the first generation batch, trained
+        next(walk)  # the data loader fetches ahead: a second lease, never trained
+        wrapped = at.reward(lambda prompts, completions, **kw: [1.0] * len(completions))
+        wrapped(prompts=[ids[i] for i in first], completions=["a"] * 4, id=[ids[i] for i in first])
+        self.assertEqual(at.client.state("ahead")["leased"], 2)
+        at.reporter.finish()
+        self.assertEqual(at.reporter.released, 2)
+        state = at.client.state("ahead")
+        self.assertEqual((state["leased"], state["counters"]["outcomes"]), (0, 4))
+        self.assertEqual(at.book.open(), 0)
+
     def test_a_pool_that_runs_dry_ends_the_epoch_and_says_why(self) -> None:
         ids = [f"d{i}" for i in range(8)]
         at = AutoTune(URL, pool="dry", mask={"strategy": "autotune-cex"}, ids=ids)

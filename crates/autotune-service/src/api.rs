@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::mask::MaskSpec;
 use crate::pool::{
     check_name, now_unix, NextRequest, OutcomesRequest, PhaseRequest, Pool, PromptIn,
+    ReleaseRequest,
 };
 use crate::store::{Op, Store};
 
@@ -235,6 +236,21 @@ async fn outcomes(
     Ok(Json(body))
 }
 
+async fn release(
+    State(st): State<Shared>,
+    Path(name): Path<String>,
+    ApiJson(req): ApiJson<ReleaseRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let pool = st.pool(&name)?;
+    let (seq, body) = {
+        let mut p = lock(&pool);
+        let (body, op) = p.release(req, now_unix())?;
+        (st.submit(vec![op])?, body)
+    };
+    st.wait(seq).await?;
+    Ok(Json(body))
+}
+
 async fn phase(
     State(st): State<Shared>,
     Path(name): Path<String>,
@@ -335,6 +351,7 @@ pub fn router(state: Shared, max_body_bytes: usize) -> Router {
         .route("/v1/pools/{name}/next", post(next))
         .route("/v1/pools/{name}/outcomes", post(outcomes))
         .route("/v1/pools/{name}/phase", post(phase))
+        .route("/v1/pools/{name}/release", post(release))
         .route("/v1/pools/{name}/state", get(get_state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -142,6 +142,13 @@ pub struct OutcomesRequest {
     pub idempotency_key: Option<String>,
 }
 
+/// `POST /v1/pools/{name}/release`: leases to end now.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    pub prompt_ids: Vec<String>,
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PhaseRequest {
@@ -586,6 +593,48 @@ impl Pool {
                 rows,
                 released,
                 idempotency,
+            },
+        ))
+    }
+
+    /// Ends the leases of `prompt_ids` now: prompts leased and never used (a trainer that
+    /// stopped, a batch fetched ahead and never trained) are eligible again at once instead of
+    /// at expiry. Outcomes already reported stay. Every id must be in the pool; ids without a
+    /// live lease are counted in `not_leased`.
+    pub fn release(&mut self, req: ReleaseRequest, now: f64) -> Result<(Value, Op), ApiError> {
+        let mut found = Vec::with_capacity(req.prompt_ids.len());
+        for (j, id) in req.prompt_ids.iter().enumerate() {
+            let Some(&i) = self.index.get(id) else {
+                return Err(ApiError::invalid(
+                    format!("prompt_ids[{j}]"),
+                    format!("unknown prompt `{id}` in pool `{}`", self.name),
+                ));
+            };
+            found.push(i);
+        }
+        let mut released = Vec::new();
+        let (mut live, mut not_leased) = (0usize, 0usize);
+        for i in found {
+            let p = &mut self.prompts[i];
+            if p.leased(now) {
+                live += 1;
+            } else {
+                not_leased += 1;
+            }
+            // An expired lease is dropped too (its store row with it).
+            if p.lease.take().is_some() {
+                released.push(p.data.id.clone());
+            }
+        }
+        let body = json!({"released": live, "not_leased": not_leased});
+        Ok((
+            body,
+            Op::Outcomes {
+                pool: self.name.clone(),
+                counters: self.counters,
+                rows: Vec::new(),
+                released,
+                idempotency: None,
             },
         ))
     }

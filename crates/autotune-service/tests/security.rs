@@ -145,6 +145,7 @@ fn a_token_is_required_exactly_on_every_route_but_healthz() {
         ),
         ("POST", "/v1/pools/p/outcomes", r#"{"results": []}"#),
         ("POST", "/v1/pools/p/phase", r#"{"name": "v1"}"#),
+        ("POST", "/v1/pools/p/release", r#"{"prompt_ids": ["x"]}"#),
         ("GET", "/v1/pools/p/state", ""),
         ("GET", "/v1/nowhere", ""),
     ];

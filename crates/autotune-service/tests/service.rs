@@ -571,3 +571,61 @@ fn a_second_service_on_the_same_store_is_refused() {
     drop(first);
     spawn(config(&dir)).unwrap();
 }
+
+#[test]
+fn released_leases_are_eligible_again_and_stay_released_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let svc = spawn(config(&dir)).unwrap();
+        let c = Client::new(&svc.url(), None);
+        ok(c.post(
+            "/v1/pools",
+            &json!({"name": "rel", "mask": {"strategy": "uniform"}, "prompts": prompts(4)}),
+        ));
+        let got = ids(&ok(c.post(
+            "/v1/pools/rel/next",
+            &json!({"n": 4, "purpose": "rollouts", "k": 2, "lease_seconds": 3600}),
+        )));
+        assert_eq!(got.len(), 4);
+        // Everything is leased: nothing more to draw.
+        let none = ok(c.post(
+            "/v1/pools/rel/next",
+            &json!({"n": 4, "purpose": "rollouts", "k": 2}),
+        ));
+        assert_eq!(ids(&none).len(), 0);
+        // One prompt used (both samples reported: its lease ends by itself); two released
+        // unused; one released twice in the same request (the second is not leased).
+        report(&c, "rel", &[(&got[0], 0, true), (&got[0], 1, false)]);
+        let r = ok(c.post(
+            "/v1/pools/rel/release",
+            &json!({"prompt_ids": [&got[1], &got[2], &got[2], &got[0]]}),
+        ));
+        assert_eq!(
+            (r["released"].as_u64(), r["not_leased"].as_u64()),
+            (Some(2), Some(2))
+        );
+        let state = ok(c.get("/v1/pools/rel/state"));
+        assert_eq!(state["leased"], 1);
+        assert_eq!(state["counters"]["outcomes"], 2);
+        // An unknown id refuses the whole request, naming it.
+        let (status, e) = c
+            .post(
+                "/v1/pools/rel/release",
+                &json!({"prompt_ids": [&got[3], "nope"]}),
+            )
+            .unwrap();
+        assert_eq!(status, 400, "{e}");
+        assert_eq!(e["error"]["field"], "prompt_ids[1]");
+        assert_eq!(ok(c.get("/v1/pools/rel/state"))["leased"], 1);
+        svc.shutdown().unwrap();
+    }
+    // After a restart the released leases stay released: three prompts are eligible.
+    let svc = spawn(config(&dir)).unwrap();
+    let c = Client::new(&svc.url(), None);
+    assert_eq!(ok(c.get("/v1/pools/rel/state"))["leased"], 1);
+    let again = ids(&ok(c.post(
+        "/v1/pools/rel/next",
+        &json!({"n": 4, "purpose": "rollouts", "k": 1}),
+    )));
+    assert_eq!(again.len(), 3);
+}

@@ -1,0 +1,138 @@
+"""TRL's GRPOTrainer with AutoTune choosing the prompts, for real, on the CPU.
+
+Run by scripts/e2e-trl.sh (which starts `autotune serve` and makes the venv); under
+`accelerate launch --cpu --num_processes 2` too. A tiny Qwen2 built from a config (no hub
+download) with a byte-level tokenizer built here; a dataset of addition prompts with ids;
+GRPOTrainer (use_vllm=False) with `autotune.trl`. Every process records the prompt ids its
+reward function saw; the main process then checks the service's counters and prints one
+JSON line of results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "python"))
+
+import torch  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers  # noqa: E402
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM  # noqa: E402
+from trl import GRPOConfig  # noqa: E402
+
+from autotune.trl import AutoTune, _gather, _is_main, grpo_trainer_class  # noqa: E402
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    """256 byte tokens (GPT-2's byte-to-unicode alphabet) and two specials, no merges."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {ch: i for i, ch in enumerate(sorted(alphabet))}
+    vocab["<pad>"] = len(vocab)
+    vocab["<eos>"] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--pool", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--prompts", type=int, default=64)
+    args = ap.parse_args()
+
+    torch.manual_seed(0)
+    tokenizer = byte_tokenizer()
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+    )
+    model = Qwen2ForCausalLM(config)
+    ids = [f"add-{i}" for i in range(args.prompts)]
+    data = Dataset.from_dict(
+        {
+            "id": ids,
+            "prompt": [f"{i % 10}+{i // 10}=" for i in range(args.prompts)],
+            "answer": [str(i % 10 + i // 10) for i in range(args.prompts)],
+        }
+    )
+    seen: list[str] = []
+
+    def correctness(prompts: list, completions: list, answer: list, id: list, **kw: object) -> list:
+        seen.extend(id)
+        return [1.0 if a in c else 0.0 for c, a in zip(completions, answer)]
+
+    at = AutoTune(args.url, pool=args.pool, mask={"strategy": "learnability"}, ids=ids)
+    cfg = GRPOConfig(
+        output_dir=args.out,
+        per_device_train_batch_size=4,
+        num_generations=4,
+        gradient_accumulation_steps=2,
+        num_iterations=2,
+        max_completion_length=6,
+        max_steps=args.steps,
+        learning_rate=1e-4,
+        logging_steps=5,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        seed=0,
+    )
+    Trainer = grpo_trainer_class()
+    trainer = Trainer(
+        model=model,
+        args=cfg,
+        processing_class=tokenizer,
+        train_dataset=data,
+        reward_funcs=[at.reward(correctness)],
+        autotune=at,
+    )
+    trainer.train()
+    every_seen = _gather(seen)
+    if not _is_main():
+        return
+    state = at.client.state(args.pool, limit=1)
+    counters = state["counters"]
+    distinct_seen = sorted(set(every_seen))
+    result = {
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),
+        "steps": trainer.state.global_step,
+        "num_generations": cfg.num_generations,
+        "generation_batch_size": cfg.generation_batch_size,
+        "steps_per_generation": cfg.steps_per_generation,
+        "num_iterations": cfg.num_iterations,
+        "sampler_len": len(trainer._get_train_sampler()),
+        "completions_rewarded": len(every_seen),
+        "prompts_rewarded": len(distinct_seen),
+        "leases_taken": at.book.leased,
+        "released_untrained": at.reporter.released,
+        "outcomes_reported": at.reporter.reported,
+        "service_outcomes": counters["outcomes"],
+        "service_prompts_leased": counters["prompts_leased"],
+        "service_duplicates": counters["duplicates"],
+        "service_leases_open": state["leased"],
+        "correct": counters["correct"],
+        "ignored": at.reporter.ignored,
+    }
+    print("E2E " + json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
