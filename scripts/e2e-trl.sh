@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# TRL's GRPOTrainer with AutoTune choosing the prompts, run for real on the CPU: one process,
-# then two (`torchrun --nproc_per_node 2`). A tiny Qwen2 from a config and a
-# byte-level tokenizer built in scripts/e2e_trl.py (no hub download); `autotune serve` on
-# 127.0.0.1 with a fresh store. Checks, per run: no duplicate outcome, no lease left open,
-# every completion trained reported exactly once, every lease trained or released.
+# TRL's GRPOTrainer with AutoTune choosing the prompts, run for real on the CPU. A tiny Qwen2
+# from a config and a byte-level tokenizer built in scripts/e2e_trl.py (no hub download);
+# `autotune serve` on 127.0.0.1 with a fresh store. Runs: training in one process and in two
+# (`torchrun --nproc_per_node 2`), a restart from a trainer checkpoint, a pool that runs dry,
+# a service that is down. Checks, per run: no duplicate outcome, no lease left open, every
+# completion trained reported exactly once, every lease trained or released (at most the chunk
+# fetched ahead released: nothing leased to be discarded).
 # Output: docs/results/e2e-trl.txt (with the package versions).
 #
 #   scripts/e2e-trl.sh [STEPS]      (default 20; needs network for the first venv setup)
@@ -22,34 +24,58 @@ trap 'kill $server 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" > /dev/null && break; sleep 0.1; done
 check() {
     # One JSON line of results: assert what must hold, print it as a table row.
-    $py - "$1" <<'PY'
+    $py - "$1" "$2" <<'PY'
 import json, sys
-r = json.loads(sys.argv[1])
+r, max_steps = json.loads(sys.argv[1]), int(sys.argv[2])
 trained = r["leases_taken"] - r["released_untrained"]
+chunk = r["generation_batch_size"] // r["num_generations"]
 assert r["service_duplicates"] == 0, r
 assert r["service_leases_open"] == 0, r
 assert r["completions_rewarded"] == trained * r["num_generations"], r
 assert r["outcomes_reported"] == r["completions_rewarded"] == r["service_outcomes"], r
 assert r["service_prompts_leased"] == r["leases_taken"], r
-print(f"| {r['processes']} | {r['steps']} | {r['num_generations']} | {r['generation_batch_size']} "
-      f"| {r['steps_per_generation']} x {r['num_iterations']} | {r['sampler_len']} "
-      f"| {r['leases_taken']} | {trained} | {r['released_untrained']} | {r['completions_rewarded']} "
-      f"| {r['service_outcomes']} | {r['service_duplicates']} | {r['service_leases_open']} |")
+# At most the chunk the data loader fetched ahead is leased and not trained: nothing is
+# leased to be discarded (a restart does not skip batches by leasing them).
+assert r["released_untrained"] <= chunk, r
+if r["mode"] == "dry":
+    assert r["steps"] < max_steps and any("no eligible prompt left" in w for w in r["warnings"]), r
+else:
+    assert r["steps"] == max_steps, r
+print(f"| {r['mode']} | {r['processes']} | {r['steps']} | {r['generation_batch_size']} "
+      f"| {r['sampler_len']} | {r['leases_taken']} | {trained} | {r['released_untrained']} "
+      f"| {r['completions_rewarded']} | {r['service_outcomes']} | {r['service_duplicates']} "
+      f"| {r['service_leases_open']} |")
+for w in r["warnings"]:
+    print(f"|   | warning: {w} |||||||||||")
 PY
+}
+run() {
+    # run NAME LAUNCHER... -- ARGS: the E2E line of one run, or its log's end on failure.
+    local name=$1; shift
+    "$@" --url "http://127.0.0.1:$port" --pool "$name" --out "$tmp/$name" 2> "$tmp/$name.log" \
+        | grep '^E2E ' | cut -c5- || { tail -20 "$tmp/$name.log" >&2; return 1; }
 }
 {
     echo "# scripts/e2e-trl.sh $steps ($(date -u +%F), $(nproc) cores, CPU)"
     $py -c "import importlib.metadata as m; print('# ' + ', '.join(f'{p} {m.version(p)}' for p in ['trl', 'transformers', 'accelerate', 'torch', 'datasets']))"
+    echo "# num_generations 4, per-device batch 4, gradient_accumulation_steps 2 (steps_per_generation 2), num_iterations 2"
     echo
-    echo "| processes | steps | num_generations | generation batch | steps_per_generation x num_iterations | sampler length | prompts leased | leases trained | leases released untrained | completions rewarded | outcomes at the service | duplicates | leases open at the end |"
-    echo "|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
-    one=$($py scripts/e2e_trl.py --url "http://127.0.0.1:$port" --pool one --out "$tmp/one" --steps "$steps" 2> "$tmp/one.log" | grep '^E2E ' | cut -c5-) \
-        || { tail -20 "$tmp/one.log" >&2; exit 1; }
-    check "$one"
+    echo "| run | processes | steps | generation batch | sampler length | prompts leased | leases trained | leases released untrained | completions rewarded | outcomes at the service | duplicates | leases open at the end |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    check "$(run train $py scripts/e2e_trl.py --steps "$steps")" "$steps"
     # `accelerate launch --cpu --num_processes 2` starts one process (its simple launcher);
     # torchrun starts two, and accelerate inside the trainer joins them over gloo.
-    two=$(bench/pytorch/.venv/bin/torchrun --nproc_per_node 2 \
-        scripts/e2e_trl.py --url "http://127.0.0.1:$port" --pool two --out "$tmp/two" --steps "$steps" \
-        2> "$tmp/two.log" | grep '^E2E ' | cut -c5-) || { tail -20 "$tmp/two.log" >&2; exit 1; }
-    check "$two"
+    check "$(run train2 bench/pytorch/.venv/bin/torchrun --nproc_per_node 2 scripts/e2e_trl.py --steps "$steps")" "$steps"
+    # Resumed from the checkpoint at step STEPS to 2 x STEPS: the row is the resumed half.
+    check "$(run restart $py scripts/e2e_trl.py --mode restart --steps "$steps")" $((2 * steps))
+    # Every answer right under the counterexample mask: the pool runs dry in the second epoch.
+    check "$(run dry $py scripts/e2e_trl.py --mode dry --steps 40)" 40
+    echo
+    echo '$ python scripts/e2e_trl.py --mode down --url http://127.0.0.1:1 ...'
+    set +e
+    $py scripts/e2e_trl.py --mode down --url http://127.0.0.1:1 --pool down --out "$tmp/down" 2> /dev/null
+    code=$?
+    set -e
+    echo "exit $code (training not started)"
+    [ "$code" = 3 ]
 } | tee docs/results/e2e-trl.txt
