@@ -651,6 +651,48 @@ fn the_remote_student_through_faults_matches_the_in_process_student() {
     std::fs::remove_dir_all(&base).ok();
 }
 
+/// A student server that keeps failing its generations (every completion a 500, weight
+/// pushes pass): the run stops with a one-line error that says so, instead of reading the
+/// failed generations as wrong answers and buying teacher demonstrations for them.
+#[test]
+fn a_student_server_that_keeps_failing_stops_the_run() {
+    let base = temp_dir("student-fails");
+    let tasks = examples("arith.jsonl");
+    let ck = tutor().to_str().unwrap().to_string();
+    let server = Server::start(&["--allow-load"], &[]);
+    let proxy = FaultProxy::start(
+        server.socket(),
+        Schedule::always(Fault::InternalError).only_path("/chat/completions", 0.0),
+        Timing::for_client_timeout(Duration::from_secs(120)),
+    );
+    let out = base.join("run");
+    let url = format!("{}/v1", proxy.url());
+    let (code, _, err) = autotune(
+        &run_args(
+            out.to_str().unwrap(),
+            &[
+                "--tasks",
+                &tasks,
+                "--teacher-checkpoint",
+                &ck,
+                "--student-url",
+                &url,
+                "--student-model",
+                "tutor",
+            ],
+        ),
+        &[],
+    );
+    assert_ne!(code, 0, "{err}");
+    let last = err.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error:") && last.contains("the student's model server failed"),
+        "{err}"
+    );
+    drop(server);
+    std::fs::remove_dir_all(&base).ok();
+}
+
 /// `serve-model`: loopback by default, `--allow-load` off by default, body limits (a
 /// separate, larger one for pushes) answered with JSON 413s, JSON 404s, and the bearer token.
 #[test]

@@ -305,7 +305,7 @@ impl<'a> Metered<'a> {
     /// Greedy generations of `policy`.
     pub fn generate(&mut self, policy: &dyn Policy, prompts: &[Prompt]) -> Result<Vec<Trace>> {
         self.policy_call(policy, prompts, Role::Student, |p| {
-            p.generate_batch(prompts)
+            p.try_generate_batch(prompts)
         })
     }
 
@@ -318,7 +318,7 @@ impl<'a> Metered<'a> {
         seed: u64,
     ) -> Result<Vec<Trace>> {
         self.policy_call(policy, prompts, Role::Student, |p| {
-            p.sample_batch(prompts, temperature, seed)
+            p.try_sample_batch(prompts, temperature, seed)
         })
     }
 
@@ -331,7 +331,7 @@ impl<'a> Metered<'a> {
         seed: u64,
     ) -> Result<Vec<Trace>> {
         self.policy_call(reference, prompts, Role::Reference, |p| {
-            p.sample_batch(prompts, temperature, seed)
+            p.try_sample_batch(prompts, temperature, seed)
         })
     }
 
@@ -462,7 +462,7 @@ impl<'a> Metered<'a> {
         policy: &dyn Policy,
         prompts: &[Prompt],
         role: Role,
-        call: impl FnOnce(&dyn Policy) -> Vec<Trace>,
+        call: impl FnOnce(&dyn Policy) -> Result<Vec<Trace>>,
     ) -> Result<Vec<Trace>> {
         let before = policy.api_usage();
         let replay = if before.is_some() {
@@ -475,7 +475,7 @@ impl<'a> Metered<'a> {
             Replay::Recorded(Entry::Generate { traces, api, .. }) => (traces, api),
             replay => {
                 let t0 = Instant::now();
-                let traces = call(policy);
+                let traces = call(policy)?;
                 let usage = before.zip(policy.api_usage()).map(|(b, a)| a.since(b));
                 if let Replay::Live(seq) = replay {
                     let entry = Entry::Generate {

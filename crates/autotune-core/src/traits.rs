@@ -58,6 +58,24 @@ pub trait Policy: Send + Sync {
         self.generate_batch(prompts)
     }
 
+    /// [`Self::generate_batch`], or why the policy itself failed (a model server that kept
+    /// failing after its retries): the run stops with the error instead of reading empty
+    /// answers as wrong ones. In-process policies cannot fail.
+    fn try_generate_batch(&self, prompts: &[Prompt]) -> Result<Vec<Trace>> {
+        Ok(self.generate_batch(prompts))
+    }
+
+    /// [`Self::sample_batch`], or why the policy itself failed (see
+    /// [`Self::try_generate_batch`]).
+    fn try_sample_batch(
+        &self,
+        prompts: &[Prompt],
+        temperature: f64,
+        seed: u64,
+    ) -> Result<Vec<Trace>> {
+        Ok(self.sample_batch(prompts, temperature, seed))
+    }
+
     /// Cumulative cost of a remote policy; `None` for in-process ones.
     fn api_usage(&self) -> Option<ApiUsage> {
         None

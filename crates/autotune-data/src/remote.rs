@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use autotune_core::{ApiUsage, CoreError, Prompt, Result, Teacher, Trace};
+use autotune_core::{ApiUsage, CoreError, Policy, Prompt, Result, Teacher, Trace};
 use autotune_http::{ChatClient, ChatRequest, Message};
 
 use crate::memo::MemoStudent;
@@ -206,11 +206,18 @@ impl RemoteStudent {
     }
 }
 
-impl autotune_core::Policy for RemoteStudent {
-    fn generate_batch(&self, prompts: &[Prompt]) -> Vec<Trace> {
+impl RemoteStudent {
+    /// One generation per prompt from the model server, or the error of one that failed
+    /// after the client's retries. Untrained (nothing on the server yet), the local student
+    /// answers.
+    fn generations(&self, prompts: &[Prompt]) -> Vec<std::result::Result<Trace, String>> {
         let Some(client) = &self.client else {
-            // Untrained: nothing on the server yet, and nothing to say.
-            return self.local.generate_batch(prompts);
+            return self
+                .local
+                .generate_batch(prompts)
+                .into_iter()
+                .map(Ok)
+                .collect();
         };
         let requests: Vec<ChatRequest> = prompts
             .iter()
@@ -219,16 +226,64 @@ impl autotune_core::Policy for RemoteStudent {
                 _ => ChatRequest::user(decode(&p.tokens)),
             })
             .collect();
-        client
-            .complete_batch(&requests)
+        let send = |rs: &[ChatRequest]| -> Vec<std::result::Result<Trace, String>> {
+            client
+                .complete_batch(rs)
+                .into_iter()
+                .map(|c| c.map(|c| demo_trace(&c.text)).map_err(|e| e.to_string()))
+                .collect()
+        };
+        // The first few requests go alone: a server that fails them after their retries is
+        // not asked the rest of the batch (each would wait through its own retries).
+        let probe = requests.len().min(PROBE_REQUESTS);
+        let mut out = send(&requests[..probe]);
+        if out.iter().any(|g| g.is_err()) {
+            let skipped = requests.len() - probe;
+            out.extend((0..skipped).map(|_| {
+                Err("not sent: the batch's first requests failed after their retries".to_string())
+            }));
+            return out;
+        }
+        out.extend(send(&requests[probe..]));
+        out
+    }
+}
+
+/// Requests of a batch sent before the rest, to find a failing server early.
+const PROBE_REQUESTS: usize = 8;
+
+impl Policy for RemoteStudent {
+    fn generate_batch(&self, prompts: &[Prompt]) -> Vec<Trace> {
+        // Where the caller cannot stop, a generation that failed after the client's retries
+        // is an empty answer, which the verifier rejects; runs call `try_generate_batch` and
+        // stop instead.
+        self.generations(prompts)
             .into_iter()
-            .map(|c| match c {
-                Ok(c) => demo_trace(&c.text),
-                // A generation that failed after retries is an empty answer: the verifier
-                // rejects it, and the failure is counted in the client's usage.
-                Err(_) => Trace::new(Vec::new(), 0),
-            })
+            .map(|g| g.unwrap_or_else(|_| Trace::new(Vec::new(), 0)))
             .collect()
+    }
+
+    fn try_generate_batch(&self, prompts: &[Prompt]) -> Result<Vec<Trace>> {
+        let all = self.generations(prompts);
+        let failed = all.iter().filter(|g| g.is_err()).count();
+        if let Some(Err(first)) = all.iter().find(|g| g.is_err()) {
+            return Err(CoreError::Student(format!(
+                "the student's model server failed {failed} of {} generations after its retries \
+                 (first: {first}); the run stops rather than read them as wrong answers",
+                all.len()
+            )));
+        }
+        Ok(all.into_iter().flatten().collect())
+    }
+
+    fn try_sample_batch(
+        &self,
+        prompts: &[Prompt],
+        _temperature: f64,
+        _seed: u64,
+    ) -> Result<Vec<Trace>> {
+        // A remote student samples as it generates (with the server's own settings).
+        self.try_generate_batch(prompts)
     }
 
     fn api_usage(&self) -> Option<ApiUsage> {

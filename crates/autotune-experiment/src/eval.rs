@@ -98,6 +98,25 @@ pub struct HeldOut {
     failure: Option<String>,
 }
 
+/// The chains of thought of `policy` (sampled at `temperature` with `seed`, or greedy); a
+/// policy that fails (a model server that kept failing) records its failure in `failure`
+/// and answers nothing until the run stops.
+fn traces_of(
+    failure: &mut Option<String>,
+    policy: &dyn autotune_core::Policy,
+    prompts: &[Prompt],
+    sampled: Option<(f64, u64)>,
+) -> Vec<Trace> {
+    let got = match sampled {
+        Some((temperature, seed)) => policy.try_sample_batch(prompts, temperature, seed),
+        None => policy.try_generate_batch(prompts),
+    };
+    got.unwrap_or_else(|e| {
+        failure.get_or_insert_with(|| format!("held-out evaluation: {e}"));
+        vec![Trace::new(Vec::new(), 0); prompts.len()]
+    })
+}
+
 /// The verifier's verdicts; a verifier that fails records its failure in `failure` (the
 /// first one is kept) and its verdicts read as wrong until the run stops.
 fn judge(
@@ -163,7 +182,12 @@ impl HeldOut {
                     let mut right = vec![0u8; n];
                     for s in 0..MIXTURE_SAMPLES {
                         let seed = stream_seed(j as u64, "heldout/mixture").wrapping_add(s as u64);
-                        let traces = m.student.sample_batch(&self.prompts, temperature, seed);
+                        let traces = traces_of(
+                            &mut self.failure,
+                            m.student.as_ref(),
+                            &self.prompts,
+                            Some((temperature, seed)),
+                        );
                         let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
                         for (r, ok) in right.iter_mut().zip(judge(
                             &mut self.failure,
@@ -209,10 +233,13 @@ impl HeldOut {
                     }
                     let batch: Vec<Prompt> = idx.iter().map(|&i| self.prompts[i].clone()).collect();
                     let seed = stream_seed(self.checkpoint, "heldout/cons").wrapping_add(j as u64);
-                    for (&i, t) in
-                        idx.iter()
-                            .zip(members[j].student.sample_batch(&batch, temperature, seed))
-                    {
+                    let sampled = traces_of(
+                        &mut self.failure,
+                        members[j].student.as_ref(),
+                        &batch,
+                        Some((temperature, seed)),
+                    );
+                    for (&i, t) in idx.iter().zip(sampled) {
                         answers[i].push(t.answer().to_vec());
                     }
                 }
@@ -241,15 +268,18 @@ impl HeldOut {
     /// The model's final answers on the held-out prompts (plurality vote for ensembles; an
     /// empty model answers nothing, which the verifier rejects).
     pub fn answers(&mut self, model: &Model) -> Vec<Vec<Token>> {
-        let answers_of = |s: &dyn autotune_core::Student| -> Vec<Vec<Token>> {
-            s.generate_batch(&self.prompts)
+        let answers_of = |failure: &mut Option<String>,
+                          prompts: &[Prompt],
+                          s: &dyn autotune_core::Student|
+         -> Vec<Vec<Token>> {
+            traces_of(failure, s, prompts, None)
                 .into_iter()
                 .map(|t: Trace| t.answer().to_vec())
                 .collect()
         };
         match model {
             Model::Single(None) => vec![Vec::new(); self.prompts.len()],
-            Model::Single(Some(s)) => answers_of(s.as_ref()),
+            Model::Single(Some(s)) => answers_of(&mut self.failure, &self.prompts, s.as_ref()),
             Model::Ensemble(members) => {
                 // Members are appended, never changed: evaluate only the new ones.
                 if members.len() < self.member_answers.len() {
@@ -257,7 +287,7 @@ impl HeldOut {
                     self.member_alphas.clear();
                 }
                 for m in &members[self.member_answers.len()..] {
-                    let a = answers_of(m.student.as_ref());
+                    let a = answers_of(&mut self.failure, &self.prompts, m.student.as_ref());
                     self.member_answers.push(a);
                     self.member_alphas.push(m.alpha);
                 }
@@ -302,7 +332,7 @@ impl HeldOut {
                 let stop_at = allowed_errors(stop_eps.max(eps), n);
                 let (mut ok, mut wrong) = (Vec::with_capacity(n), 0usize);
                 for chunk in self.prompts.chunks(EVAL_CHUNK) {
-                    let traces = student.generate_batch(chunk);
+                    let traces = traces_of(&mut self.failure, student.as_ref(), chunk, None);
                     let answers: Vec<&[Token]> = traces.iter().map(Trace::answer).collect();
                     let verdicts = judge(&mut self.failure, task, chunk, &answers);
                     wrong += verdicts.iter().filter(|v| !**v).count();
