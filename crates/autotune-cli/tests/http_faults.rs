@@ -560,22 +560,7 @@ fn the_remote_student_through_faults_matches_the_in_process_student() {
     let remote_out = base.join("remote");
     let url = format!("{}/v1", proxy.url());
     let t = std::time::Instant::now();
-    let (code, _, err) = autotune(
-        &run_args(
-            remote_out.to_str().unwrap(),
-            &[
-                "--tasks",
-                &tasks,
-                "--teacher-checkpoint",
-                &ck,
-                "--student-url",
-                &url,
-                "--student-model",
-                "tutor",
-            ],
-        ),
-        &[],
-    );
+    let (code, _, err) = remote_student_run(&remote_out, &tasks, &ck, &url);
     let took = t.elapsed();
     assert_eq!(code, 0, "{err}");
     let (local, remote) = (result(&local_out), result(&remote_out));
@@ -598,22 +583,7 @@ fn the_remote_student_through_faults_matches_the_in_process_student() {
     // held-out evaluation and the pushes in `fit` are not charged, nor their retries.)
     let direct_out = base.join("direct");
     let direct_url = server.url();
-    let (code, _, err) = autotune(
-        &run_args(
-            direct_out.to_str().unwrap(),
-            &[
-                "--tasks",
-                &tasks,
-                "--teacher-checkpoint",
-                &ck,
-                "--student-url",
-                &direct_url,
-                "--student-model",
-                "tutor",
-            ],
-        ),
-        &[],
-    );
+    let (code, _, err) = remote_student_run(&direct_out, &tasks, &ck, &direct_url);
     assert_eq!(code, 0, "{err}");
     let direct = result(&direct_out);
     for k in SAME_RUN {
@@ -651,6 +621,26 @@ fn the_remote_student_through_faults_matches_the_in_process_student() {
     std::fs::remove_dir_all(&base).ok();
 }
 
+/// `autotune run` on `tasks`, taught by the checkpoint `ck`, with the student served at `url`.
+fn remote_student_run(out: &Path, tasks: &str, ck: &str, url: &str) -> (i32, String, String) {
+    autotune(
+        &run_args(
+            out.to_str().unwrap(),
+            &[
+                "--tasks",
+                tasks,
+                "--teacher-checkpoint",
+                ck,
+                "--student-url",
+                url,
+                "--student-model",
+                "tutor",
+            ],
+        ),
+        &[],
+    )
+}
+
 /// A student server that keeps failing its generations (every completion a 500, weight
 /// pushes pass): the run stops with a one-line error that says so, instead of reading the
 /// failed generations as wrong answers and buying teacher demonstrations for them.
@@ -667,22 +657,7 @@ fn a_student_server_that_keeps_failing_stops_the_run() {
     );
     let out = base.join("run");
     let url = format!("{}/v1", proxy.url());
-    let (code, _, err) = autotune(
-        &run_args(
-            out.to_str().unwrap(),
-            &[
-                "--tasks",
-                &tasks,
-                "--teacher-checkpoint",
-                &ck,
-                "--student-url",
-                &url,
-                "--student-model",
-                "tutor",
-            ],
-        ),
-        &[],
-    );
+    let (code, _, err) = remote_student_run(&out, &tasks, &ck, &url);
     assert_ne!(code, 0, "{err}");
     let last = err.trim_end().lines().last().unwrap_or_default();
     assert!(
