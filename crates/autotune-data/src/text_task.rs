@@ -377,31 +377,39 @@ pub fn check_demos(
     verifiers: &HashMap<String, Box<dyn AnswerVerifier>>,
     default: &str,
 ) -> Result<Vec<(usize, String)>, VerifyError> {
-    let mut out = Vec::new();
+    // One batch per verifier (one exchange with an external scorer, not one per record).
+    let mut groups: HashMap<&str, Vec<(&TaskRecord, &String)>> = HashMap::new();
     for r in records {
         let name = r.verifier.as_deref().unwrap_or(default);
-        let (Some(v), Some((_, answer))) = (verifiers.get(name), demos.get(&r.id)) else {
-            continue;
-        };
-        if name == "code" {
+        if name == "code" || !verifiers.contains_key(name) {
             continue;
         }
-        let verdict = v
-            .try_verify_batch(&[item(v.as_ref(), r, answer.clone(), None)])?
-            .pop()
-            .unwrap_or_default();
-        if !verdict.correct {
-            out.push((
-                r.line,
-                format!(
-                    "the teacher's demonstration for id `{}` ({file}) answers `{}`, which the verifier `{name}` rejects against the gold `{}`",
-                    r.id,
-                    shorten(answer),
-                    shorten(&r.answer)
-                ),
-            ));
+        if let Some((_, answer)) = demos.get(&r.id) {
+            groups.entry(name).or_default().push((r, answer));
         }
     }
+    let mut out = Vec::new();
+    for (name, rs) in groups {
+        let v = &verifiers[name];
+        let items: Vec<Item> = rs
+            .iter()
+            .map(|(r, answer)| item(v.as_ref(), r, (*answer).clone(), None))
+            .collect();
+        for ((r, answer), verdict) in rs.iter().zip(v.try_verify_batch(&items)?) {
+            if !verdict.correct {
+                out.push((
+                    r.line,
+                    format!(
+                        "the teacher's demonstration for id `{}` ({file}) answers `{}`, which the verifier `{name}` rejects against the gold `{}`",
+                        r.id,
+                        shorten(answer),
+                        shorten(&r.answer)
+                    ),
+                ));
+            }
+        }
+    }
+    out.sort_by_key(|(line, _)| *line);
     Ok(out)
 }
 

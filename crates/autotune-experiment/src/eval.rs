@@ -93,8 +93,9 @@ pub struct HeldOut {
     /// Mixture: per member, right samples (of [`MIXTURE_SAMPLES`]) on each held-out prompt.
     member_right: Vec<Vec<u8>>,
     checkpoint: u64,
-    /// The first failure of the task's verifier (an external process that died or hung): the
-    /// run must stop with it rather than report its verdicts.
+    /// The first failure of the task's verifier (an external process that died or hung) or of
+    /// a student (a model server that kept failing): the run must stop with it rather than
+    /// report the evaluation.
     failure: Option<String>,
 }
 
@@ -148,8 +149,8 @@ impl HeldOut {
         }
     }
 
-    /// Why the verifier failed during an evaluation, if it did (then the evaluations are not
-    /// to be trusted and the run stops).
+    /// Why the verifier or a student failed during an evaluation, if one did (then the
+    /// evaluations are not to be trusted and the run stops).
     pub fn failure(&self) -> Option<&str> {
         self.failure.as_deref()
     }
