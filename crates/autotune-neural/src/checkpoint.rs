@@ -241,17 +241,19 @@ mod tests {
             (16, 2, 4, 8, 24, 64),
             (12, 3, 3, 40, 7, 2),
         ] {
-            let c = TransformerConfig {
-                vocab,
-                d_model,
-                n_layers,
-                n_heads,
-                d_ff,
-                max_len,
-                dropout: 0.0,
-            };
-            let built = Gpt::new(&c, &crate::cpu_device(), 0).unwrap().num_params();
-            assert_eq!(c.num_params(), Some(built), "{c:?}");
+            for tied_head in [false, true] {
+                let c = TransformerConfig {
+                    vocab,
+                    d_model,
+                    n_layers,
+                    n_heads,
+                    d_ff,
+                    tied_head,
+                    ..TransformerConfig::small(vocab, max_len)
+                };
+                let built = Gpt::new(&c, &crate::cpu_device(), 0).unwrap().num_params();
+                assert_eq!(c.num_params(), Some(built), "{c:?}");
+            }
         }
     }
 

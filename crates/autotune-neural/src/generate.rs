@@ -255,6 +255,27 @@ impl NeuralModel {
         j.saturating_sub(layout.pad[i]).min(self.config.max_len - 1) as i64
     }
 
+    /// The logits of one full forward pass over `tokens` (positions `0..len`): `len` rows of
+    /// `vocab`, row `j` predicting token `j + 1`. Errors: no tokens, tokens outside the
+    /// vocabulary, or more than `max_len`.
+    pub fn logits(&self, tokens: &[TokenId]) -> Result<Vec<f32>> {
+        let (vocab, max_len) = (self.config.vocab, self.config.max_len);
+        check_tokens(tokens, vocab, "logits")?;
+        let n = tokens.len();
+        if n == 0 || n > max_len {
+            return Err(NeuralError::Input(format!(
+                "logits of {n} tokens: need 1 to max_len {max_len}"
+            )));
+        }
+        let device = crate::cpu_device();
+        let logits = self.gpt.forward(
+            int_tensor(tokens.iter().map(|&x| x as i64).collect(), [1, n], &device),
+            int_tensor((0..n as i64).collect(), [1, n], &device),
+            crate::train::causal_mask(1, n, &device),
+        );
+        Ok(logits.into_data().iter::<f32>().collect())
+    }
+
     /// `ln p(continuation | prompt)` of each pair when sampled at `temperature` as
     /// [`NeuralModel::generate`] samples (softmax of the logits divided by the temperature,
     /// in f64): the sum over the continuation's tokens of their log-probabilities, one full

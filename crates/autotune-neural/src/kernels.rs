@@ -1,5 +1,5 @@
 //! Small numeric kernels on `f32` slices that burn's flex backend does one element at a time:
-//! the exact (erf) GELU and its derivative, `exp`, and the attention of one query over the
+//! the exact (erf) GELU, its tanh approximation (GPT-2's) and their derivatives, `exp`, and the attention of one query over the
 //! cached keys and values.
 //!
 //! burn's `gelu` and `gelu_backward` call a scalar `erff` (and `expf`) per element, which made
@@ -125,6 +125,59 @@ dispatched! {
             let d = cdf + x * pdf;
             *s = d;
             *o = x * cdf - x * d;
+        }
+    }
+}
+
+/// `sqrt(2 / pi)` and the cubic coefficient of the tanh approximation of GELU (GPT-2's
+/// `gelu_new`, PyTorch's `gelu(approximate="tanh")`).
+const GELU_TANH_C: f32 = 0.797_884_6;
+const GELU_TANH_A: f32 = 0.044_715;
+
+/// `tanh(u) = 1 - 2 / (exp(2u) + 1)`, from [`exp`]: absolute error about 1e-7; exactly -1 and
+/// 1 in the tails.
+#[inline(always)]
+fn tanh(u: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * u) + 1.0)
+}
+
+/// `x <- gelu_tanh(x) = x (1 + tanh(c (x + a x^3))) / 2`, in place, in parallel.
+pub fn gelu_tanh_in_place(xs: &mut [f32]) {
+    use rayon::prelude::*;
+    xs.par_chunks_mut(CHUNK).for_each(gelu_tanh_in_place_serial);
+}
+
+/// [`gelu_tanh_slope_offset_serial`] in parallel.
+pub fn gelu_tanh_slope_offset(xs: &[f32], slope: &mut [f32], offset: &mut [f32]) {
+    use rayon::prelude::*;
+    xs.par_chunks(CHUNK)
+        .zip(slope.par_chunks_mut(CHUNK))
+        .zip(offset.par_chunks_mut(CHUNK))
+        .for_each(|((x, s), o)| gelu_tanh_slope_offset_serial(x, s, o));
+}
+
+dispatched! {
+    /// `x <- gelu_tanh(x)`, in place.
+    pub fn gelu_tanh_in_place_serial(xs: &mut [f32]) {
+        for x in xs.iter_mut() {
+            let v = *x;
+            let t = tanh(GELU_TANH_C * (v + GELU_TANH_A * v * v * v));
+            *x = 0.5 * v * (1.0 + t);
+        }
+    }
+}
+
+dispatched! {
+    /// As [`gelu_slope_offset_serial`] for the tanh GELU: `slope = gelu_tanh'(x) =
+    /// (1 + t) / 2 + x (1 - t^2) c (1 + 3 a x^2) / 2` with `t = tanh(c (x + a x^3))`.
+    pub fn gelu_tanh_slope_offset_serial(xs: &[f32], slope: &mut [f32], offset: &mut [f32]) {
+        for ((&x, s), o) in xs.iter().zip(slope.iter_mut()).zip(offset.iter_mut()) {
+            let t = tanh(GELU_TANH_C * (x + GELU_TANH_A * x * x * x));
+            let g = 0.5 * x * (1.0 + t);
+            let d = 0.5 * (1.0 + t)
+                + 0.5 * x * (1.0 - t * t) * GELU_TANH_C * (1.0 + 3.0 * GELU_TANH_A * x * x);
+            *s = d;
+            *o = g - x * d;
         }
     }
 }
@@ -356,6 +409,44 @@ mod tests {
         assert_eq!(tails[0].abs(), 0.0);
         assert_eq!(tails[1], 30.0);
         assert!(tails.iter().all(|t| t.is_finite()));
+    }
+
+    #[test]
+    fn the_tanh_gelu_and_its_slope_are_accurate() {
+        let c = (2.0 / std::f64::consts::PI).sqrt();
+        let xs: Vec<f32> = (-600..=600).map(|i| i as f32 / 100.0).collect();
+        let mut ys = xs.clone();
+        gelu_tanh_in_place(&mut ys);
+        let (mut slope, mut offset) = (vec![0.0; xs.len()], vec![0.0; xs.len()]);
+        gelu_tanh_slope_offset(&xs, &mut slope, &mut offset);
+        for (i, &x) in xs.iter().enumerate() {
+            let xd = x as f64;
+            let t = (c * (xd + 0.044715 * xd.powi(3))).tanh();
+            let g = 0.5 * xd * (1.0 + t);
+            // The derivative by central differences of the f64 formula.
+            let f = |x: f64| 0.5 * x * (1.0 + (c * (x + 0.044715 * x.powi(3))).tanh());
+            let d = (f(xd + 1e-6) - f(xd - 1e-6)) / 2e-6;
+            assert!(
+                (ys[i] as f64 - g).abs() < 1e-6,
+                "gelu_tanh({x}) = {}, want {g}",
+                ys[i]
+            );
+            let sum = x * slope[i] + offset[i];
+            assert!(
+                (sum as f64 - g).abs() < 1e-6,
+                "x*slope+offset at {x}: {sum} vs {g}"
+            );
+            assert!(
+                (slope[i] as f64 - d).abs() < 1e-5,
+                "gelu_tanh'({x}) = {}, want {d}",
+                slope[i]
+            );
+        }
+        let mut tails = [-30.0f32, 30.0, -1e30, 1e30];
+        gelu_tanh_in_place(&mut tails);
+        assert_eq!(tails[0].abs(), 0.0);
+        assert_eq!(tails[1], 30.0);
+        assert!(tails.iter().all(|t| t.is_finite()), "{tails:?}");
     }
 
     #[test]

@@ -30,6 +30,7 @@
 
 mod checkpoint;
 mod generate;
+mod hf;
 mod kernels;
 mod model;
 mod state;
@@ -37,7 +38,8 @@ mod train;
 
 pub use checkpoint::{CheckpointMeta, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE};
 pub use generate::{GenerateOptions, Sampling};
-pub use model::{Gpt, NeuralModel, TransformerConfig};
+pub use hf::{HF_INDEX_FILE, HF_MODEL_TYPES, HF_WEIGHTS_FILE};
+pub use model::{Activation, Gpt, NeuralModel, TransformerConfig};
 pub use state::{SamplerState, TrainerState, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION};
 pub use train::{Example, LrSchedule, Trainer, TrainerConfig};
 
@@ -103,8 +105,7 @@ pub(crate) mod testutil {
             n_layers: 2,
             n_heads: 2,
             d_ff: 64,
-            max_len: 16,
-            dropout: 0.0,
+            ..TransformerConfig::small(12, 16)
         }
     }
 

@@ -29,6 +29,33 @@ pub struct TransformerConfig {
     pub max_len: usize,
     /// Dropout on attention weights and residual branches during training (0 disables).
     pub dropout: f64,
+    /// The feed-forward block's activation (the exact GELU unless a checkpoint says otherwise:
+    /// GPT-2's is the tanh approximation).
+    #[serde(default)]
+    pub activation: Activation,
+    /// The layer norms' epsilon.
+    #[serde(default = "default_layer_norm_eps")]
+    pub layer_norm_eps: f64,
+    /// The head shares the token embedding (logits `h . tok^T`, no bias), as GPT-2's does;
+    /// otherwise it is a linear layer of its own with a bias.
+    #[serde(default)]
+    pub tied_head: bool,
+}
+
+/// The activation of the feed-forward block.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// `x Phi(x)`, with `Phi` from `erf` (PyTorch's `gelu`).
+    #[default]
+    Gelu,
+    /// `x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) / 2` (GPT-2's `gelu_new`, PyTorch's
+    /// `gelu(approximate="tanh")`).
+    GeluTanh,
+}
+
+fn default_layer_norm_eps() -> f64 {
+    1e-5
 }
 
 impl TransformerConfig {
@@ -43,6 +70,9 @@ impl TransformerConfig {
             d_ff: 384,
             max_len,
             dropout: 0.0,
+            activation: Activation::Gelu,
+            layer_norm_eps: default_layer_norm_eps(),
+            tied_head: false,
         }
     }
 
@@ -64,6 +94,12 @@ impl TransformerConfig {
                 self.n_heads, self.d_model
             ));
         }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
+            return bad(format!(
+                "layer_norm_eps must be in (0, 1): {}",
+                self.layer_norm_eps
+            ));
+        }
         if !(0.0..1.0).contains(&self.dropout) {
             return bad(format!("dropout must be in [0, 1): {}", self.dropout));
         }
@@ -79,7 +115,7 @@ impl TransformerConfig {
     /// The number of parameters of [`Gpt`] with this config, computed without building it
     /// (`None` when it overflows): token and position embeddings, per layer the attention's
     /// four projections, the feed-forward's two layers and two layer norms, the final layer
-    /// norm and the head (all linear layers with bias).
+    /// norm and the head (all linear layers with bias; no head of its own when it is tied).
     pub fn num_params(&self) -> Option<usize> {
         let (d, f) = (self.d_model, self.d_ff);
         let attention = d.checked_mul(d)?.checked_add(d)?.checked_mul(4)?;
@@ -92,7 +128,11 @@ impl TransformerConfig {
             .checked_add(feed_forward)?
             .checked_add(d.checked_mul(4)?)?;
         let embeddings = self.vocab.checked_add(self.max_len)?.checked_mul(d)?;
-        let head = d.checked_mul(self.vocab)?.checked_add(self.vocab)?;
+        let head = if self.tied_head {
+            0
+        } else {
+            d.checked_mul(self.vocab)?.checked_add(self.vocab)?
+        };
         layer
             .checked_mul(self.n_layers)?
             .checked_add(embeddings)?
@@ -102,14 +142,18 @@ impl TransformerConfig {
 }
 
 /// The decoder-only transformer as a burn module: token and learned position embeddings, a
-/// pre-norm encoder stack used with a causal mask, a final layer norm and a linear head.
+/// pre-norm encoder stack used with a causal mask, a final layer norm and a linear head (or
+/// the token embedding, transposed, when the head is tied).
 #[derive(Module, Debug)]
 pub struct Gpt {
     pub tok: Embedding,
     pub pos: Embedding,
     pub enc: TransformerEncoder,
     pub norm: LayerNorm,
-    pub head: Linear,
+    /// `None` when the head is tied to `tok`.
+    pub head: Option<Linear>,
+    #[module(skip)]
+    pub activation: Activation,
 }
 
 impl Gpt {
@@ -138,9 +182,14 @@ impl Gpt {
             )
             .with_norm_first(true)
             .with_dropout(config.dropout)
+            .with_layer_norm_eps(config.layer_norm_eps)
             .init(device),
-            norm: LayerNormConfig::new(config.d_model).init(device),
-            head: LinearConfig::new(config.d_model, config.vocab).init(device),
+            norm: LayerNormConfig::new(config.d_model)
+                .with_epsilon(config.layer_norm_eps)
+                .init(device),
+            head: (!config.tied_head)
+                .then(|| LinearConfig::new(config.d_model, config.vocab).init(device)),
+            activation: config.activation,
         }
     }
 
@@ -157,9 +206,24 @@ impl Gpt {
         let [b, t, _] = h.dims();
         let mask = mask_attn.reshape([b, 1, t, t]);
         for layer in &self.enc.layers {
-            h = layer_forward(layer, h, &mask);
+            h = layer_forward(layer, h, &mask, self.activation);
         }
-        rows(&self.head, self.norm.forward(h))
+        self.logits(self.norm.forward(h))
+    }
+
+    /// The head: `[batch, time, d_model]` to `[batch, time, vocab]`.
+    fn logits(&self, h: Tensor<3>) -> Tensor<3> {
+        match &self.head {
+            Some(head) => rows(head, h),
+            None => {
+                let [b, t, d] = h.dims();
+                let table = self.tok.weight.val();
+                let vocab = table.dims()[0];
+                h.reshape([b * t, d])
+                    .matmul(table.transpose())
+                    .reshape([b, t, vocab])
+            }
+        }
     }
 
     /// One incremental pass: the new tokens `[batch, t]` at `positions`, attending to the
@@ -182,12 +246,12 @@ impl Gpt {
             cache.len
         );
         for (index, layer) in self.enc.layers.iter().enumerate() {
-            x = layer_forward_cached(layer, x, cache, index);
+            x = layer_forward_cached(layer, x, cache, index, self.activation);
         }
         cache.len += t;
         let [b, t, d] = x.dims();
         let last = x.slice([0..b, t - 1..t, 0..d]);
-        let logits = rows(&self.head, self.norm.forward(last));
+        let logits = self.logits(self.norm.forward(last));
         let vocab = logits.dims()[2];
         logits.reshape([b, vocab])
     }
@@ -201,6 +265,7 @@ fn layer_forward(
     layer: &TransformerEncoderLayer,
     x: Tensor<3>,
     mask: &Tensor<4, Bool>,
+    activation: Activation,
 ) -> Tensor<3> {
     let [b, t, d] = x.dims();
     let mha = &layer.mha;
@@ -217,7 +282,7 @@ fn layer_forward(
     let weights = mha.dropout.forward(softmax_last(scores));
     let ctx = weights.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
     let x = x + layer.dropout.forward(rows(&mha.output, ctx));
-    let f = feed_forward(layer, layer.norm_1.forward(x.clone()));
+    let f = feed_forward(layer, layer.norm_1.forward(x.clone()), activation);
     x + layer.dropout.forward(f)
 }
 
@@ -251,9 +316,13 @@ fn rows(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
 }
 
 /// burn's `PositionWiseFeedForward::forward` (linear, GELU, dropout, linear) with [`gelu`].
-fn feed_forward(layer: &TransformerEncoderLayer, x: Tensor<3>) -> Tensor<3> {
+fn feed_forward(
+    layer: &TransformerEncoderLayer,
+    x: Tensor<3>,
+    activation: Activation,
+) -> Tensor<3> {
     let pwff = &layer.pwff;
-    let hidden = gelu(rows(&pwff.linear_inner, x));
+    let hidden = gelu(rows(&pwff.linear_inner, x), activation);
     rows(&pwff.linear_outer, pwff.dropout.forward(hidden))
 }
 
@@ -262,19 +331,28 @@ fn feed_forward(layer: &TransformerEncoderLayer, x: Tensor<3>) -> Tensor<3> {
 /// `erff` per element. Without autodiff the values are computed in place. With autodiff it is
 /// `x * slope + offset` with `slope = gelu'(x)` and `offset = gelu(x) - x slope` computed from
 /// `x`'s values as constants: the value is `gelu(x)` (to rounding) and the gradient
-/// `gelu'(x)`, one multiplication and one addition for burn to differentiate.
-fn gelu(x: Tensor<3>) -> Tensor<3> {
+/// `gelu'(x)`, one multiplication and one addition for burn to differentiate. The tanh
+/// approximation ([`Activation::GeluTanh`]) likewise.
+fn gelu(x: Tensor<3>, activation: Activation) -> Tensor<3> {
+    use crate::kernels::{
+        gelu_in_place, gelu_slope_offset, gelu_tanh_in_place, gelu_tanh_slope_offset,
+    };
+    type SlopeOffset = fn(&[f32], &mut [f32], &mut [f32]);
+    let (in_place, slope_offset): (fn(&mut [f32]), SlopeOffset) = match activation {
+        Activation::Gelu => (gelu_in_place, gelu_slope_offset),
+        Activation::GeluTanh => (gelu_tanh_in_place, gelu_tanh_slope_offset),
+    };
     let dims = x.dims();
     let device = x.device();
     if !x.is_tracked() {
         let mut data = x.into_data();
-        crate::kernels::gelu_in_place(data.as_mut_slice::<f32>().expect("f32 activations"));
+        in_place(data.as_mut_slice::<f32>().expect("f32 activations"));
         return Tensor::from_data(data, &device);
     }
     let data = x.clone().into_data();
     let xs = data.as_slice::<f32>().expect("f32 activations");
     let (mut slope, mut offset) = (vec![0f32; xs.len()], vec![0f32; xs.len()]);
-    crate::kernels::gelu_slope_offset(xs, &mut slope, &mut offset);
+    slope_offset(xs, &mut slope, &mut offset);
     let slope = Tensor::<3>::from_data(TensorData::new(slope, dims), &device);
     let offset = Tensor::<3>::from_data(TensorData::new(offset, dims), &device);
     x * slope + offset
@@ -392,6 +470,7 @@ fn layer_forward_cached(
     x: Tensor<3>,
     cache: &mut KvCache,
     index: usize,
+    activation: Activation,
 ) -> Tensor<3> {
     let [b, t, d] = x.dims();
     let device = x.device();
@@ -402,7 +481,7 @@ fn layer_forward_cached(
     let ctx = attend_cached(qkv, cache, index, t, d);
     let ctx = Tensor::<3>::from_data(TensorData::new(ctx, [b, t, d]), &device);
     let x = x + rows(&layer.mha.output, ctx);
-    x.clone() + feed_forward(layer, layer.norm_1.forward(x))
+    x.clone() + feed_forward(layer, layer.norm_1.forward(x), activation)
 }
 
 /// Stores the keys and values of `qkv` (`[batch, t, 3 d]`: queries, keys, values) at columns

@@ -528,8 +528,7 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
         n_layers: layers,
         n_heads: heads,
         d_ff: 4 * d_model,
-        max_len: prompt_len + trace_len + 1,
-        dropout: 0.0,
+        ..autotune_neural::TransformerConfig::small(vocab_size(), prompt_len + trace_len + 1)
     };
     let mut task = ArithTask {
         reference: None,

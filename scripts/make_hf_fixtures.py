@@ -1,0 +1,112 @@
+"""Writes the Hugging Face parity fixtures of `autotune-neural` (issue 17).
+
+Each fixture is a tiny checkpoint with random weights, saved by transformers'
+`save_pretrained` exactly as a model on the hub is, plus `expected.json`: what transformers
+computes with it (its logits on fixed prompts, and its greedy continuation of each). The Rust
+tests (`crates/autotune-neural/tests/hf_parity.rs`) load the directory and compare, without
+Python. The fixtures are committed; this script regenerates them:
+
+    scripts/make-hf-fixtures.sh            # makes the venv (bench/pytorch/.venv) if needed
+
+Weights are drawn larger than transformers' defaults (std 0.2 instead of 0.02, and the norms'
+scales and every bias perturbed) so that logits differ by more than rounding and every
+parameter matters; `expected.json` records the smallest top-1/top-2 margin met during greedy
+decoding, so a reader can see the greedy tokens are not decided by rounding.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+import transformers
+from transformers import GPT2Config, GPT2LMHeadModel
+
+PROMPTS = [
+    [1, 5, 9, 17, 33],
+    [1, 60, 2, 7],
+    [1, 40, 41, 42, 43, 44, 45, 46, 47, 11, 3],
+    [1],
+]
+NEW_TOKENS = 12
+
+
+def perturbed(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn(p.shape, generator=gen) * 0.1)
+    return model.eval()
+
+
+def expected(model: torch.nn.Module) -> dict:
+    logits, greedy, margin = [], [], float("inf")
+    with torch.no_grad():
+        for prompt in PROMPTS:
+            out = model(torch.tensor([prompt])).logits[0]
+            logits.append(out.tolist())
+            seq = list(prompt)
+            for _ in range(NEW_TOKENS):
+                last = model(torch.tensor([seq])).logits[0, -1]
+                top = torch.topk(last, 2).values
+                margin = min(margin, float(top[0] - top[1]))
+                seq.append(int(last.argmax()))
+            greedy.append(seq[len(prompt):])
+    return {
+        "made_by": "scripts/make_hf_fixtures.py",
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "prompts": PROMPTS,
+        "logits": logits,
+        "new_tokens": NEW_TOKENS,
+        "greedy": greedy,
+        "min_greedy_margin": margin,
+    }
+
+
+def gpt2(out: Path) -> None:
+    config = GPT2Config(
+        vocab_size=96,
+        n_positions=48,
+        n_embd=32,
+        n_layer=2,
+        n_head=4,
+        activation_function="gelu_new",
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        initializer_range=0.2,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    torch.manual_seed(0)
+    model = perturbed(GPT2LMHeadModel(config), 1)
+    model.config._attn_implementation = "eager"
+    # f32, one file.
+    d = out / "gpt2-tiny"
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "expected.json").write_text(json.dumps(expected(model)))
+    # bf16, sharded: the expected values are those of the bf16 weights computed in f32.
+    d = out / "gpt2-tiny-bf16-sharded"
+    model.to(torch.bfloat16).save_pretrained(d, safe_serialization=True, max_shard_size="40KB")
+    model.to(torch.float32)
+    (d / "expected.json").write_text(json.dumps(expected(model)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", nargs="?", default="crates/autotune-neural/tests/fixtures/hf")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    gpt2(out)
+    for d in sorted(out.iterdir()):
+        files = sorted(p.name for p in d.iterdir())
+        print(f"{d}: {', '.join(files)}")
+
+
+if __name__ == "__main__":
+    main()
