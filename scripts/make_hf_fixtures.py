@@ -22,7 +22,14 @@ from pathlib import Path
 
 import torch
 import transformers
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import (
+    GPT2Config,
+    GPT2LMHeadModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
 
 PROMPTS = [
     [1, 5, 9, 17, 33],
@@ -96,6 +103,65 @@ def gpt2(out: Path) -> None:
     (d / "expected.json").write_text(json.dumps(expected(model)))
 
 
+def llama(out: Path) -> None:
+    # Grouped-query attention (4 query heads, 2 key/value heads), Llama 3's rope scaling with
+    # an original context shorter than the prompts (so every branch of the scaling is used),
+    # an untied head.
+    config = LlamaConfig(
+        vocab_size=96,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=48,
+        rms_norm_eps=1e-6,
+        rope_theta=500.0,
+        rope_scaling={
+            "rope_type": "llama3",
+            "factor": 4.0,
+            "low_freq_factor": 1.0,
+            "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 16,
+        },
+        tie_word_embeddings=False,
+        initializer_range=0.2,
+        bos_token_id=1,
+        eos_token_id=2,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(2)
+    model = perturbed(LlamaForCausalLM(config), 3)
+    d = out / "llama-tiny"
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "expected.json").write_text(json.dumps(expected(model)))
+
+
+def qwen2(out: Path) -> None:
+    # Qwen2: biases on q, k and v, a tied head, plain rope.
+    config = Qwen2Config(
+        vocab_size=96,
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        max_position_embeddings=48,
+        rms_norm_eps=1e-6,
+        rope_theta=10000.0,
+        tie_word_embeddings=True,
+        initializer_range=0.2,
+        bos_token_id=1,
+        eos_token_id=2,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(4)
+    model = perturbed(Qwen2ForCausalLM(config), 5)
+    d = out / "qwen2-tiny"
+    model.save_pretrained(d, safe_serialization=True)
+    (d / "expected.json").write_text(json.dumps(expected(model)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="crates/autotune-neural/tests/fixtures/hf")
@@ -103,6 +169,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     gpt2(out)
+    llama(out)
+    qwen2(out)
     for d in sorted(out.iterdir()):
         files = sorted(p.name for p in d.iterdir())
         print(f"{d}: {', '.join(files)}")

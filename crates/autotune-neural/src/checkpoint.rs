@@ -185,6 +185,25 @@ mod tests {
         NeuralModel::load(dir.path()).unwrap();
     }
 
+    #[test]
+    fn a_llama_family_model_saves_and_reloads() {
+        let c = TransformerConfig {
+            family: crate::Family::Llama,
+            n_kv_heads: Some(1),
+            qkv_bias: true,
+            ..tiny_config()
+        };
+        let model = NeuralModel::new(c, 5).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        model.save(dir.path()).unwrap();
+        let back = NeuralModel::load(dir.path()).unwrap();
+        assert_eq!(back.config(), model.config());
+        assert_eq!(
+            back.logits(&[1, 4, 5]).unwrap(),
+            model.logits(&[1, 4, 5]).unwrap()
+        );
+    }
+
     fn saved() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         NeuralModel::new(tiny_config(), 3)
@@ -253,6 +272,18 @@ mod tests {
                 };
                 let built = Gpt::new(&c, &crate::cpu_device(), 0).unwrap().num_params();
                 assert_eq!(c.num_params(), Some(built), "{c:?}");
+                // The Llama family, with and without grouped-query attention and biases.
+                for (n_kv_heads, qkv_bias) in [(None, false), (Some(1), true)] {
+                    let c = TransformerConfig {
+                        family: crate::Family::Llama,
+                        n_kv_heads,
+                        qkv_bias,
+                        d_model: 2 * d_model,
+                        ..c.clone()
+                    };
+                    let built = Gpt::new(&c, &crate::cpu_device(), 0).unwrap().num_params();
+                    assert_eq!(c.num_params(), Some(built), "{c:?}");
+                }
             }
         }
     }

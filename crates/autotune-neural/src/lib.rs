@@ -39,7 +39,7 @@ mod train;
 pub use checkpoint::{CheckpointMeta, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE};
 pub use generate::{GenerateOptions, Sampling};
 pub use hf::{HF_INDEX_FILE, HF_MODEL_TYPES, HF_WEIGHTS_FILE};
-pub use model::{Activation, Gpt, NeuralModel, TransformerConfig};
+pub use model::{Activation, Family, Gpt, LlamaBlock, NeuralModel, RopeScaling, TransformerConfig};
 pub use state::{SamplerState, TrainerState, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION};
 pub use train::{Example, LrSchedule, Trainer, TrainerConfig};
 

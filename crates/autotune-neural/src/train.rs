@@ -444,6 +444,71 @@ mod tests {
         }
     }
 
+    /// A Llama-family model (grouped-query attention, query/key/value biases, tied head, rope
+    /// scaling): every parameter gets a gradient, and it learns the reverse task, generating
+    /// it with and without the KV cache.
+    #[test]
+    fn the_llama_family_trains_and_generates() {
+        let config = TransformerConfig {
+            family: crate::Family::Llama,
+            n_heads: 4,
+            n_kv_heads: Some(2),
+            qkv_bias: true,
+            tied_head: true,
+            rope_scaling: Some(crate::RopeScaling::Linear { factor: 2.0 }),
+            ..tiny_config()
+        };
+        let mut t = Trainer::new(
+            config,
+            TrainerConfig {
+                lr: 3e-3,
+                schedule: LrSchedule::Constant,
+                batch_size: 8,
+                seed: 7,
+                weight_decay: 0.0,
+                grad_clip: Some(1.0),
+                pad_token: 0,
+            },
+        )
+        .unwrap();
+        let data = reverse_examples(8);
+        let loss = t.loss(&data).unwrap();
+        let grads = GradientsParams::from_grads(loss.backward(), t.model());
+        let mut check = GradCheck {
+            grads: &grads,
+            path: Vec::new(),
+            seen: Vec::new(),
+        };
+        t.model().visit(&mut check);
+        // tok; per layer: 2 norms, q, k, v (weight + bias), o, gate, up, down; final norm.
+        assert_eq!(
+            check.seen.len(),
+            1 + 2 * (2 + 6 + 4) + 1,
+            "{:?}",
+            check.seen
+        );
+        for (path, g) in &check.seen {
+            let g = g.unwrap_or_else(|| panic!("{path} has no gradient"));
+            // As in the GPT family, the key bias only shifts a query's scores equally.
+            if !path.ends_with("k.bias") {
+                assert!(g.is_finite() && g > 1e-7, "{path}: gradient max |g| = {g}");
+            }
+        }
+        let losses = t.fit(&data, 300).unwrap();
+        let last = losses.last().copied().unwrap();
+        assert!(last < 0.05, "final loss {last} (first {})", losses[0]);
+        let model = t.inference_model();
+        let prompts: Vec<Vec<u32>> = (0..8).map(reverse_prompt).collect();
+        let o = crate::GenerateOptions::greedy(10, Some(EOS));
+        let out = model.generate(&prompts, &o).unwrap();
+        assert_eq!(out, model.generate_uncached(&prompts, &o).unwrap());
+        for (i, o) in out.iter().enumerate() {
+            let mut want = reverse_target(i as u32);
+            want.pop();
+            assert_eq!(o, &want, "prompt {i}");
+        }
+    }
+
     #[test]
     fn overfits_the_reverse_task_and_generates_it() {
         let (t, losses) = overfitted();

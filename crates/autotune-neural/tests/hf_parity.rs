@@ -9,7 +9,12 @@ use std::path::{Path, PathBuf};
 use autotune_neural::{GenerateOptions, NeuralError, NeuralModel};
 use serde_json::Value;
 
-const FIXTURES: &[&str] = &["gpt2-tiny", "gpt2-tiny-bf16-sharded"];
+const FIXTURES: &[&str] = &[
+    "gpt2-tiny",
+    "gpt2-tiny-bf16-sharded",
+    "llama-tiny",
+    "qwen2-tiny",
+];
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -104,18 +109,22 @@ fn gpt2_checkpoints_compute_what_transformers_computes() {
 }
 
 #[test]
-fn a_gpt2_written_back_reads_back_identically() {
-    let model = NeuralModel::load_hf(fixture("gpt2-tiny")).unwrap();
-    let out = tempfile::tempdir().unwrap();
-    model.save_hf(out.path()).unwrap();
-    let back = NeuralModel::load_hf(out.path()).unwrap();
-    assert_eq!(back.config(), model.config());
+fn a_checkpoint_written_back_reads_back_identically() {
     let prompt = [1u32, 5, 9, 17, 33];
-    assert_eq!(
-        back.logits(&prompt).unwrap(),
-        model.logits(&prompt).unwrap()
-    );
+    for name in ["gpt2-tiny", "llama-tiny", "qwen2-tiny"] {
+        let model = NeuralModel::load_hf(fixture(name)).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        model.save_hf(out.path()).unwrap();
+        let back = NeuralModel::load_hf(out.path()).unwrap();
+        assert_eq!(back.config(), model.config(), "{name}");
+        assert_eq!(
+            back.logits(&prompt).unwrap(),
+            model.logits(&prompt).unwrap(),
+            "{name}"
+        );
+    }
     // The bf16 copy holds the same weights rounded: close, not equal.
+    let model = NeuralModel::load_hf(fixture("gpt2-tiny")).unwrap();
     let bf16 = NeuralModel::load_hf(fixture("gpt2-tiny-bf16-sharded")).unwrap();
     assert_ne!(
         bf16.logits(&prompt).unwrap(),
