@@ -51,6 +51,40 @@ pub enum Cmd {
     /// its journal is replayed (no teacher call is paid twice) and the run ends exactly as an
     /// uninterrupted one would.
     Resume(ResumeArgs),
+    /// Writes a model as a Hugging Face directory (model.safetensors, config.json) that
+    /// transformers' AutoModelForCausalLM loads: GPT-2 for the built-in student's family,
+    /// Llama or Qwen2 for that family.
+    ExportHf(ExportHfArgs),
+}
+
+#[derive(Args)]
+pub struct ExportHfArgs {
+    /// A saved student (`run --save-model FILE`), a checkpoint directory of autotune-neural,
+    /// or a Hugging Face model directory.
+    pub source: PathBuf,
+    /// The directory to write (created if needed).
+    pub out: PathBuf,
+    /// Replace a model already in the output directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Also write OUT/autotune_check.json: this many held-out prompts (token ids) with the
+    /// model's greedy continuations, for `scripts/check_hf_export.py` to compare with
+    /// transformers'. The prompts come from a saved student's own task, or from --check-task.
+    #[arg(long, default_value_t = 0)]
+    pub check: usize,
+    /// The built-in task whose held-out prompts the check uses, for a source that is not a
+    /// saved student.
+    #[arg(long, value_name = "TASK")]
+    pub check_task: Option<String>,
+    /// New tokens generated per prompt in the check (fewer when the context is shorter).
+    #[arg(long, default_value_t = 32)]
+    pub check_new_tokens: usize,
+    /// Task parameter KEY=VALUE of --check-task (repeatable).
+    #[arg(long = "param", value_name = "KEY=VALUE", requires = "check_task")]
+    pub params: Vec<String>,
+    /// Seed of the check's held-out prompts.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(Args)]

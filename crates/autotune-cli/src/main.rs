@@ -77,5 +77,6 @@ fn real_main() -> Result<()> {
         Cmd::Verify(a) => commands::verify::run(a),
         Cmd::Serve(a) => commands::serve::run(a),
         Cmd::ServeModel(a) => commands::serve_model::run(a),
+        Cmd::ExportHf(a) => commands::export_hf::run(a),
     }
 }

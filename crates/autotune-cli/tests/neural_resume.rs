@@ -406,3 +406,81 @@ fn a_saved_neural_student_is_loaded_and_served() {
     assert!(!err.contains("panicked"), "{err}");
     std::fs::remove_dir_all(&base).ok();
 }
+
+/// `export-hf` of a saved arith student: the Hugging Face directory it writes (GPT-2, the
+/// head's bias moved into the final norm) reads back and gives the greedy tokens its check file
+/// records, which are the student's own; an output directory that holds a model is not
+/// replaced without `--force`; a source that is no model is a one-line error.
+#[test]
+fn a_saved_student_exports_to_a_hugging_face_directory_that_generates_the_same() {
+    let b = base("export");
+    let student = b.join("student.json");
+    run_to_end(&run_args(&b.join("run"), &student));
+    let out = b.join("hf");
+    let export = |extra: &[&str]| {
+        let mut c = bin();
+        c.args([
+            "export-hf",
+            &student.display().to_string(),
+            &out.display().to_string(),
+        ]);
+        c.args(["--check", "20"]);
+        c.args(extra);
+        c.output().unwrap()
+    };
+    let o = export(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let model = autotune_neural::NeuralModel::load_hf(&out).unwrap();
+    let check: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("autotune_check.json")).unwrap())
+            .unwrap();
+    let ids = |v: &Value| -> Vec<Vec<u32>> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                p.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_u64().unwrap() as u32)
+                    .collect()
+            })
+            .collect()
+    };
+    let prompts = ids(&check["prompts"]);
+    assert_eq!(prompts.len(), 20);
+    let n = check["new_tokens"].as_u64().unwrap() as usize;
+    let again = model
+        .generate(&prompts, &autotune_neural::GenerateOptions::greedy(n, None))
+        .unwrap();
+    assert_eq!(again, ids(&check["greedy"]));
+    // The student itself, from its file, gives the same tokens.
+    let c = Checkpoint::read(&student).unwrap();
+    assert_eq!(check["task"], "arith");
+    let own = NeuralStudent::saved_model(&c.student).unwrap();
+    assert_eq!(
+        own.generate(&prompts, &autotune_neural::GenerateOptions::greedy(n, None))
+            .unwrap(),
+        again
+    );
+    // Not replaced without --force; replaced with it.
+    let o = export(&[]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--force"));
+    assert!(export(&["--force"]).status.success());
+    // A source that is no model.
+    let o = bin()
+        .args([
+            "export-hf",
+            &b.join("nothing").display().to_string(),
+            &b.join("x").display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && e.contains("no such file or directory"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&b);
+}

@@ -396,9 +396,33 @@ impl NeuralStudent {
         })
     }
 
+    /// The model of a saved student (`run --save-model`), whatever its task: for export
+    /// (`autotune export-hf`). The format, version and checksum are checked.
+    pub fn saved_model(text: &str) -> Result<NeuralModel> {
+        let state = Self::parsed_state(text)?;
+        let trainer = Trainer::from_state(&state.trainer)
+            .map_err(|e| CoreError::Input(format!("neural-student checkpoint: {e}")))?;
+        Ok(trainer.inference_model())
+    }
+
     /// The saved state in `text` after the checks every load makes: format, version,
     /// checksum, and the model configuration of `expected`.
     fn checked_state(expected: &NeuralStudentConfig, text: &str) -> Result<StudentState> {
+        let bad = |m: String| CoreError::Input(format!("neural-student checkpoint: {m}"));
+        let state = Self::parsed_state(text)?;
+        let model = &state.trainer.model;
+        if *model != expected.model {
+            return Err(bad(format!(
+                "its model ({}) does not match the task's parameters ({})",
+                model_summary(model),
+                model_summary(&expected.model)
+            )));
+        }
+        Ok(state)
+    }
+
+    /// The saved state in `text`, its format, version and checksum checked.
+    fn parsed_state(text: &str) -> Result<StudentState> {
         let bad = |m: String| CoreError::Input(format!("neural-student checkpoint: {m}"));
         let header: Header = serde_json::from_str(text)
             .map_err(|e| bad(format!("not a saved neural student ({e})")))?;
@@ -422,14 +446,6 @@ impl NeuralStudent {
                 "the checksum does not match the content: the checkpoint was changed or damaged"
                     .into(),
             ));
-        }
-        let model = &state.trainer.model;
-        if *model != expected.model {
-            return Err(bad(format!(
-                "its model ({}) does not match the task's parameters ({})",
-                model_summary(model),
-                model_summary(&expected.model)
-            )));
         }
         Ok(state)
     }

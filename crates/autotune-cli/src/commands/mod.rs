@@ -3,6 +3,7 @@
 pub mod compare;
 pub mod coverage;
 pub mod demo;
+pub mod export_hf;
 pub mod report;
 pub mod resume;
 pub mod rl;

@@ -174,16 +174,27 @@ pub(super) fn export(
             &layer.pwff.linear_outer,
         );
     }
-    if let Some(norm) = &gpt.norm {
-        put_norm(&mut put, "ln_f", norm);
-    }
+    let norm = gpt
+        .norm
+        .as_ref()
+        .ok_or("a GPT-family model without its final LayerNorm")?;
+    put("ln_f.weight".into(), values(norm.gamma.val()));
+    let (_, mut beta) = match &norm.beta {
+        Some(b) => values(b.val()),
+        None => (vec![c.d_model], vec![0.0; c.d_model]),
+    };
     if let Some(head) = &gpt.head {
         let (_, b) = values(bias(head));
         if b.iter().any(|&x| x != 0.0) {
-            return Err("the head has a bias, which GPT-2's lm_head has no place for".into());
+            let (_, w) = values(head.weight.val());
+            let shift = fold_bias(&w, &b, c.d_model, c.vocab)?;
+            for (x, s) in beta.iter_mut().zip(shift) {
+                *x += s;
+            }
         }
         out.insert("lm_head.weight".into(), torch_weight(head));
     }
+    out.insert("transformer.ln_f.bias".into(), (vec![c.d_model], beta));
     Ok(json!({
         "architectures": ["GPT2LMHeadModel"],
         "model_type": "gpt2",
@@ -206,6 +217,81 @@ pub(super) fn export(
     }))
 }
 
+/// GPT-2's head has no bias. When the final norm's output `y` feeds a head `y W + b`
+/// (`W` `[d, vocab]`), a shift `s` of the norm's bias with `s W = b` gives the same logits
+/// without `b`: `(y + s) W = y W + b`. It exists when `b` lies in the row space of `W`, as it
+/// does whenever `vocab <= d` and `W` has full column rank (the arith student: vocab 24, width
+/// 96). Computed in f64 as the least-norm solution `s = W (W^T W)^-1 b`; refused when the
+/// residual is not at rounding level. The logits then differ from the model's by rounding
+/// only.
+fn fold_bias(w: &[f32], b: &[f32], d: usize, vocab: usize) -> Result<Vec<f32>, String> {
+    let no = |why: &str| {
+        Err(format!(
+            "the head has a bias, which GPT-2's lm_head has no place for, and it cannot be moved \
+             into the final norm: {why}"
+        ))
+    };
+    if vocab > d {
+        return no(&format!(
+            "the vocabulary ({vocab}) is larger than the width ({d})"
+        ));
+    }
+    let w: Vec<f64> = w.iter().map(|&x| x as f64).collect();
+    // G = W^T W, [vocab, vocab].
+    let mut g = vec![0f64; vocab * vocab];
+    for row in w.chunks_exact(vocab) {
+        for i in 0..vocab {
+            for j in 0..vocab {
+                g[i * vocab + j] += row[i] * row[j];
+            }
+        }
+    }
+    // Solve G y = b by Gaussian elimination with partial pivoting.
+    let mut y: Vec<f64> = b.iter().map(|&x| x as f64).collect();
+    for col in 0..vocab {
+        let pivot = (col..vocab)
+            .max_by(|&p, &q| {
+                g[p * vocab + col]
+                    .abs()
+                    .total_cmp(&g[q * vocab + col].abs())
+            })
+            .expect("a non-empty range");
+        if g[pivot * vocab + col].abs() < 1e-12 {
+            return no("the head's columns are linearly dependent");
+        }
+        if pivot != col {
+            for k in 0..vocab {
+                g.swap(col * vocab + k, pivot * vocab + k);
+            }
+            y.swap(col, pivot);
+        }
+        for r in col + 1..vocab {
+            let f = g[r * vocab + col] / g[col * vocab + col];
+            for k in col..vocab {
+                g[r * vocab + k] -= f * g[col * vocab + k];
+            }
+            y[r] -= f * y[col];
+        }
+    }
+    for col in (0..vocab).rev() {
+        let tail: f64 = (col + 1..vocab).map(|k| g[col * vocab + k] * y[k]).sum();
+        y[col] = (y[col] - tail) / g[col * vocab + col];
+    }
+    let s: Vec<f64> = w
+        .chunks_exact(vocab)
+        .map(|row| row.iter().zip(&y).map(|(a, b)| a * b).sum())
+        .collect();
+    // The residual of s W = b.
+    let scale = b.iter().fold(1f64, |m, &x| m.max((x as f64).abs()));
+    for j in 0..vocab {
+        let got: f64 = (0..d).map(|i| s[i] * w[i * vocab + j]).sum();
+        if (got - b[j] as f64).abs() > 1e-6 * scale {
+            return no("the bias is not in the row space of the head's weight");
+        }
+    }
+    Ok(s.iter().map(|&x| x as f32).collect())
+}
+
 fn put_norm(put: &mut impl FnMut(String, Named), prefix: &str, n: &LayerNorm) {
     put(format!("{prefix}.weight"), values(n.gamma.val()));
     let beta = match &n.beta {
@@ -223,6 +309,28 @@ fn put_conv(put: &mut impl FnMut(String, Named), prefix: &str, l: &Linear) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_head_bias_moves_into_the_final_norm() {
+        // d = 4, vocab = 3: s W = b must hold to rounding.
+        let w = [
+            0.5f32, -1.0, 0.25, 1.5, 0.3, -0.7, -0.2, 0.9, 1.1, 0.4, 0.4, -0.6,
+        ];
+        let b = [0.3f32, -0.8, 1.7];
+        let s = fold_bias(&w, &b, 4, 3).unwrap();
+        for j in 0..3 {
+            let got: f32 = (0..4).map(|i| s[i] * w[i * 3 + j]).sum();
+            assert!((got - b[j]).abs() < 1e-5, "{j}: {got} vs {}", b[j]);
+        }
+        // More tokens than width, or dependent columns: refused.
+        assert!(fold_bias(&w, &[1.0, 2.0, 3.0, 4.0], 3, 4)
+            .unwrap_err()
+            .contains("larger"));
+        let dependent = [1.0f32, 2.0, 2.0, 4.0, 3.0, 6.0];
+        assert!(fold_bias(&dependent, &[1.0, 0.0], 3, 2)
+            .unwrap_err()
+            .contains("dependent"));
+    }
 
     #[test]
     fn unsupported_gpt2_options_are_refused() {

@@ -256,7 +256,13 @@ pub(super) fn export(
             rope["factor"] = (*factor).into();
             rope["low_freq_factor"] = (*low_freq_factor).into();
             rope["high_freq_factor"] = (*high_freq_factor).into();
-            rope["original_max_position_embeddings"] = (*original_max_position_embeddings).into();
+            // transformers wants an integer here.
+            let old = *original_max_position_embeddings;
+            rope["original_max_position_embeddings"] = if old.fract() == 0.0 && old >= 0.0 {
+                (old as u64).into()
+            } else {
+                old.into()
+            };
         }
     }
     Ok(json!({

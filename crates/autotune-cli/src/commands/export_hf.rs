@@ -1,0 +1,123 @@
+//! `autotune export-hf`: a model out as a Hugging Face directory.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use autotune_core::Params;
+use autotune_neural::{Family, GenerateOptions, NeuralModel};
+use autotune_tasks::checkpoint::Checkpoint;
+use autotune_tasks::neural::NeuralStudent;
+
+use crate::args::ExportHfArgs;
+
+pub fn run(a: ExportHfArgs) -> Result<()> {
+    let (model, saved) = load_any(&a.source)?;
+    // The check's task: --check-task, else a saved student's own.
+    let check_task = match (&a.check_task, &saved) {
+        _ if a.check == 0 => None,
+        (Some(task), _) => Some((task.clone(), Params::parse(&a.params)?, 0)),
+        (None, Some(c)) => Some((c.task.clone(), c.task_params.clone(), c.seed)),
+        (None, None) => bail!(
+            "--check needs --check-task TASK (and its --param values) for a source that is not a saved student"
+        ),
+    };
+    for file in [autotune_neural::HF_WEIGHTS_FILE, "config.json"] {
+        if a.out.join(file).exists() && !a.force {
+            bail!(
+                "{} already holds a model ({file}); pass --force to replace it",
+                a.out.display()
+            );
+        }
+    }
+    model.save_hf(&a.out)?;
+    let c = model.config();
+    let kind = match (c.family, c.qkv_bias) {
+        (Family::Gpt, _) => "gpt2",
+        (Family::Llama, false) => "llama",
+        (Family::Llama, true) => "qwen2",
+    };
+    println!(
+        "wrote {} ({kind}, {} parameters, vocabulary {}, {} positions)",
+        a.out.display(),
+        model.num_params(),
+        c.vocab,
+        c.max_len
+    );
+    if let Some((task, params, seed)) = check_task {
+        let path = a.out.join("autotune_check.json");
+        let n = write_check(&model, (&task, &params, seed), &a, &path)?;
+        println!("wrote {} ({n} held-out prompts of {task})", path.display());
+    }
+    Ok(())
+}
+
+/// The held-out prompts of `task` (token ids) with the model's greedy continuations (a fixed
+/// number of tokens, not stopped at the end token), as `scripts/check_hf_export.py` reads them.
+fn write_check(
+    model: &NeuralModel,
+    (task, params, seed): (&str, &Params, u64),
+    a: &ExportHfArgs,
+    path: &Path,
+) -> Result<usize> {
+    crate::setup::check_task(task, params)?;
+    let (built, _) = autotune_tasks::build_task(task, params, seed)?;
+    let prompts: Vec<Vec<u32>> = built
+        .prompts("test", seed)?
+        .draw(a.check)?
+        .into_iter()
+        .map(|p| p.tokens)
+        .collect();
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    let max_len = model.config().max_len;
+    if longest >= max_len {
+        bail!("a held-out prompt of {longest} tokens does not fit the model's {max_len} positions: is this the model's task?");
+    }
+    let new_tokens = a.check_new_tokens.min(max_len - longest);
+    let greedy = model.generate(&prompts, &GenerateOptions::greedy(new_tokens, None))?;
+    let check = serde_json::json!({
+        "made_by": format!("autotune export-hf --check {}", a.check),
+        "task": task,
+        "params": params,
+        "seed": seed,
+        "prompts": prompts,
+        "new_tokens": new_tokens,
+        "greedy": greedy,
+    });
+    std::fs::write(path, serde_json::to_string(&check)?)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(prompts.len())
+}
+
+/// A saved student file (with its checkpoint), an autotune-neural checkpoint directory, or a
+/// Hugging Face directory (told apart by `config.json`'s `model_type`).
+fn load_any(source: &Path) -> Result<(NeuralModel, Option<Checkpoint>)> {
+    if source.is_file() {
+        let c = Checkpoint::read(source)?;
+        let model = NeuralStudent::saved_model(&c.student).with_context(|| {
+            format!(
+                "{}: the student of task {} is not a neural student",
+                source.display(),
+                c.task
+            )
+        })?;
+        return Ok((model, Some(c)));
+    }
+    if !source.is_dir() {
+        bail!("{}: no such file or directory", source.display());
+    }
+    let config = source.join("config.json");
+    let text = std::fs::read_to_string(&config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", config.display()))?;
+    if value.get("model_type").is_some() {
+        Ok((NeuralModel::load_hf(source)?, None))
+    } else if value.get("format").and_then(|f| f.as_str()) == Some("autotune-neural") {
+        Ok((NeuralModel::load(source)?, None))
+    } else {
+        bail!(
+            "{}: neither a Hugging Face config (no model_type) nor an autotune-neural checkpoint",
+            config.display()
+        )
+    }
+}
