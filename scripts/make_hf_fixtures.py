@@ -162,6 +162,81 @@ def qwen2(out: Path) -> None:
     (d / "expected.json").write_text(json.dumps(expected(model)))
 
 
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a careful solver.<|im_end|>\\n' }}"
+    "{% endif %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] | trim + '<|im_end|>' + '\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+TOKENIZER_TEXTS = [
+    "What is 47+85?",
+    "47+85 = 132, so the answer is 132.",
+    "  leading spaces and trailing  ",
+    "Ünïcödé: ß, 東京, 🙂 and tabs\tand\nnewlines",
+    "<|im_start|>user\nhi<|im_end|>",
+    "",
+]
+
+
+def tokenizer(out: Path) -> None:
+    # A byte-level BPE trained here on a small corpus (no hub download), with a pad, an end
+    # token and the chat tokens, and a ChatML chat template, saved by transformers.
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    corpus = [
+        f"What is {a}+{b}? {a}+{b} = {a + b}. The answer is {a + b}."
+        for a in range(0, 200, 7)
+        for b in range(0, 90, 11)
+    ] + ["The quick brown fox jumps over the lazy dog."] * 20
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    d = out / "tokenizer-bpe"
+    fast.save_pretrained(d)
+    messages = [
+        [{"role": "user", "content": "What is 47+85? "}],
+        [
+            {"role": "system", "content": "Answer briefly."},
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": "4"},
+            {"role": "user", "content": "And 3+3?"},
+        ],
+    ]
+    want = {
+        "made_by": "scripts/make_hf_fixtures.py",
+        "transformers": transformers.__version__,
+        "vocab_size": len(fast),
+        "eos_token_id": fast.eos_token_id,
+        "pad_token_id": fast.pad_token_id,
+        "texts": TOKENIZER_TEXTS,
+        "ids": [fast.encode(t, add_special_tokens=False) for t in TOKENIZER_TEXTS],
+        "decoded": [
+            fast.decode(fast.encode(t, add_special_tokens=False)) for t in TOKENIZER_TEXTS
+        ],
+        "messages": messages,
+        "chat": [
+            fast.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
+            for m in messages
+        ],
+    }
+    (d / "expected.json").write_text(json.dumps(want, ensure_ascii=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="crates/autotune-neural/tests/fixtures/hf")
@@ -171,6 +246,7 @@ def main() -> None:
     gpt2(out)
     llama(out)
     qwen2(out)
+    tokenizer(out)
     for d in sorted(out.iterdir()):
         files = sorted(p.name for p in d.iterdir())
         print(f"{d}: {', '.join(files)}")

@@ -34,6 +34,7 @@ mod hf;
 mod kernels;
 mod model;
 mod state;
+mod tokenizer;
 mod train;
 
 pub use checkpoint::{CheckpointMeta, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE};
@@ -41,6 +42,9 @@ pub use generate::{GenerateOptions, Sampling};
 pub use hf::{HF_INDEX_FILE, HF_MODEL_TYPES, HF_WEIGHTS_FILE};
 pub use model::{Activation, Family, Gpt, LlamaBlock, NeuralModel, RopeScaling, TransformerConfig};
 pub use state::{SamplerState, TrainerState, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION};
+pub use tokenizer::{
+    ChatMessage, HfTokenizer, Tokenizer, BYTE_BOS, BYTE_EOS, BYTE_PAD, BYTE_VOCAB,
+};
 pub use train::{Example, LrSchedule, Trainer, TrainerConfig};
 
 /// Token ids, as in `autotune-core`.
