@@ -251,6 +251,15 @@ pub struct Common {
     /// The student server's model name (with --student-url).
     #[arg(long)]
     pub student_model: Option<String>,
+    /// The student of --tasks: memo (a lookup table of the demonstrations; fast, measures
+    /// coverage rather than learning) or neural (a transformer trained on the demonstrations'
+    /// text; its size and training are --param values, see `autotune tasks`).
+    #[arg(long, value_name = "memo|neural")]
+    pub student: Option<String>,
+    /// The neural student starts from this Hugging Face model directory (GPT-2, Llama or
+    /// Qwen2 with its tokenizer.json); without it, it is trained from scratch over bytes.
+    #[arg(long, value_name = "HF_DIR")]
+    pub model: Option<PathBuf>,
 }
 
 #[derive(Args)]

@@ -81,7 +81,7 @@ pub fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Par
     // The `file` task's parameters set by flags: one list, both to refuse them with another
     // task and to pass them on.
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let file_params: [(&str, Option<String>); 12] = [
+    let file_params: [(&str, Option<String>); 14] = [
         ("path", path(&c.tasks)),
         ("format", c.format.clone()),
         ("verifier", c.verifier.clone()),
@@ -94,6 +94,8 @@ pub fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Par
         ("teacher_checkpoint", path(&c.teacher_checkpoint)),
         ("student_url", c.student_url.clone()),
         ("student_model", c.student_model.clone()),
+        ("student", c.student.clone()),
+        ("model", path(&c.model)),
     ];
     let file_flags = file_params[1..].iter().any(|(_, v)| v.is_some());
     match (task.as_deref(), &c.tasks) {
@@ -103,7 +105,7 @@ pub fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Par
         }
         (Some(t), None) if t != "file" && file_flags => {
             bail!(
-                "--format, --verifier, --skip-bad, --teacher* and --student-* are for --tasks FILE"
+                "--format, --verifier, --skip-bad, --teacher*, --student* and --model are for --tasks FILE"
             )
         }
         _ => {}

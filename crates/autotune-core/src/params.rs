@@ -16,6 +16,32 @@ pub struct ParamSpec {
     pub help: &'static str,
 }
 
+impl ParamSpec {
+    /// The specs of `parts`, in order, as one array of `N` (a compile-time error when the
+    /// lengths do not add up to `N`): tasks that share parameters declare them once.
+    pub const fn concat<const N: usize>(parts: &[&[ParamSpec]]) -> [ParamSpec; N] {
+        let blank = ParamSpec {
+            key: "",
+            default: "",
+            help: "",
+        };
+        let mut out = [blank; N];
+        let (mut i, mut n) = (0, 0);
+        while i < parts.len() {
+            let mut j = 0;
+            while j < parts[i].len() {
+                assert!(n < N, "more parameter specs than N");
+                out[n] = parts[i][j];
+                n += 1;
+                j += 1;
+            }
+            i += 1;
+        }
+        assert!(n == N, "fewer parameter specs than N");
+        out
+    }
+}
+
 /// Parameters given as text, resolved against a list of [`ParamSpec`]s.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params(pub BTreeMap<String, String>);

@@ -28,9 +28,12 @@ pub use records::{
     read_verify_items, read_verify_items_from, Format, Imported, JsonLine, JsonLines, TaskRecord,
     MAX_LINE_BYTES,
 };
-pub use remote::{ChatTeacher, GeneratorTeacher, RemoteStudent, TextGenerator, TextPrompt};
+pub use remote::{
+    demo_trace, ChatTeacher, GeneratorTeacher, RemoteStudent, TextGenerator, TextPrompt,
+};
 pub use text_task::{
-    check_demos, preflight, read_demos, Demos, FileTeacher, ModelTeacher, TextTask, TextTaskConfig,
+    check_demos, preflight, read_demos, Demos, FileTeacher, ModelTeacher, TextStudentFactory,
+    TextTask, TextTaskConfig,
 };
 pub use tokens::{decode, encode};
 

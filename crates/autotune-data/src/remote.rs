@@ -27,7 +27,7 @@ pub struct TextPrompt<'a> {
 
 /// A completion as a demonstration: the whole text is the CoT; its final answer is the tail
 /// the verifier reads (empty, hence rejected, when the text states none).
-fn demo_trace(text: &str) -> Trace {
+pub fn demo_trace(text: &str) -> Trace {
     let answer = final_answer(text).unwrap_or_default();
     trace_of(text, &answer)
 }

@@ -43,10 +43,23 @@ pub struct TextTaskConfig {
     /// Students that generate over HTTP: (base URL, model name) of an
     /// `autotune serve-model --allow-load` server.
     pub student_server: Option<(String, String)>,
+    /// Students made by a factory instead of the memorising student (the `file` task's
+    /// neural student).
+    pub student: Option<Arc<dyn TextStudentFactory>>,
     pub skip_bad: bool,
     /// `None`: train and test both draw from the whole pool. `Some(f)`: the last fraction
     /// `f` of the records is the test pool.
     pub holdout: Option<f64>,
+}
+
+/// Makes the students of a [`TextTask`] in place of the memorising student: the `file` task's
+/// neural student, defined in `autotune-tasks` (which has the model) and handed in here.
+/// Prompts and traces are text as tokens, one Unicode scalar value each ([`crate::encode`]);
+/// a trace's answer is the tail [`crate::final_answer`] finds in its text.
+pub trait TextStudentFactory: Send + Sync + std::fmt::Debug {
+    fn new_student(&self, seed: u64) -> Box<dyn Student>;
+    /// A student saved by its `Student::save`.
+    fn load_student(&self, state: &str) -> Result<Box<dyn Student>>;
 }
 
 /// A model that teaches a text task.
@@ -434,6 +447,7 @@ pub struct TextTask {
     /// Bad records skipped while reading (`file:line: message`).
     pub skipped: Vec<String>,
     student_server: Option<(String, String)>,
+    student: Option<Arc<dyn TextStudentFactory>>,
     students_made: AtomicU64,
 }
 
@@ -551,6 +565,7 @@ impl TextTask {
             test,
             skipped: imported.skipped,
             student_server: cfg.student_server,
+            student: cfg.student,
             students_made: AtomicU64::new(0),
         })
     }
@@ -600,6 +615,9 @@ impl Task for TextTask {
     }
 
     fn new_student(&self, seed: u64) -> Box<dyn Student> {
+        if let Some(f) = &self.student {
+            return f.new_student(seed);
+        }
         match &self.student_server {
             None => Box::new(MemoStudent::default()),
             Some((url, model)) => {
@@ -625,6 +643,9 @@ impl Task for TextTask {
     }
 
     fn load_student(&self, state: &str) -> Result<Box<dyn Student>> {
+        if let Some(f) = &self.student {
+            return f.load_student(state);
+        }
         Ok(Box::new(MemoStudent::load(state)?))
     }
 

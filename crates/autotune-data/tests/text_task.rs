@@ -21,6 +21,7 @@ fn config(path: PathBuf, teacher: Option<PathBuf>) -> TextTaskConfig {
         teacher,
         model_teacher: None,
         student_server: None,
+        student: None,
         skip_bad: false,
         holdout: None,
     }

@@ -327,31 +327,45 @@ impl Distribution {
     }
 }
 
-pub const PARAMS: &[ParamSpec] = &[
-    ParamSpec { key: "max_digits", default: "8", help: "most digits of an operand of + and - (1..=18)" },
-    ParamSpec { key: "mul_max_digits", default: "4", help: "most digits of an operand of * (1..=9)" },
-    ParamSpec { key: "alpha", default: "2.0", help: "P(n digits) ~ n^-alpha: easy problems common, hard ones rare" },
-    ParamSpec { key: "ops", default: "0.4,0.3,0.3", help: "probabilities of +, - and *" },
-    ParamSpec { key: "d", default: "64", help: "dimension hint d for default phase sizes (ensemble m = d, cex batch d/8)" },
-    ParamSpec { key: "d_model", default: "96", help: "transformer width" },
-    ParamSpec { key: "layers", default: "4", help: "transformer layers" },
-    ParamSpec { key: "heads", default: "4", help: "attention heads" },
-    ParamSpec { key: "lr", default: "0.001", help: "AdamW learning rate" },
-    ParamSpec { key: "batch", default: "64", help: "training minibatch" },
-    ParamSpec { key: "epochs", default: "4.0", help: "passes over each phase's new demonstrations (minibatches drawn from the whole replay buffer)" },
-    ParamSpec { key: "min_steps", default: "20", help: "fewest optimisation steps per fit" },
-    ParamSpec { key: "max_steps", default: "2000", help: "most optimisation steps per fit" },
-    ParamSpec { key: "schedule", default: "constant", help: "learning rate within a fit: constant, or cosine (linear warm-up, cosine decay to min_lr_ratio x lr at the fit's last step; restarts every phase)" },
-    ParamSpec { key: "warmup", default: "0", help: "warm-up steps of each fit (cosine schedule)" },
-    ParamSpec { key: "min_lr_ratio", default: "0.1", help: "final learning rate of a fit as a fraction of lr (cosine schedule)" },
-    ParamSpec { key: "replay", default: "all", help: "demonstrations a fit trains on: all so far, or the most recent N (at least the fit's new ones; 0 = only the new ones)" },
-    ParamSpec { key: "eval_every", default: "0", help: "evaluate on validation prompts every N steps of a fit (0: never; verifier calls, charged)" },
-    ParamSpec { key: "val_prompts", default: "256", help: "validation prompts (a split of their own, never the training or test prompts)" },
-    ParamSpec { key: "target_accuracy", default: "1.0", help: "early stop: end a fit once validation accuracy reaches this (after min_steps)" },
-    ParamSpec { key: "patience", default: "0", help: "early stop: end a fit after this many evaluations without improvement (0: off; after min_steps)" },
+const OWN_PARAMS: &[ParamSpec] = &[
+    ParamSpec {
+        key: "max_digits",
+        default: "8",
+        help: "most digits of an operand of + and - (1..=18)",
+    },
+    ParamSpec {
+        key: "mul_max_digits",
+        default: "4",
+        help: "most digits of an operand of * (1..=9)",
+    },
+    ParamSpec {
+        key: "alpha",
+        default: "2.0",
+        help: "P(n digits) ~ n^-alpha: easy problems common, hard ones rare",
+    },
+    ParamSpec {
+        key: "ops",
+        default: "0.4,0.3,0.3",
+        help: "probabilities of +, - and *",
+    },
+    ParamSpec {
+        key: "d",
+        default: "64",
+        help: "dimension hint d for default phase sizes (ensemble m = d, cex batch d/8)",
+    },
+];
+
+const REFERENCE_PARAMS: &[ParamSpec] = &[
     ParamSpec { key: "reference", default: "none", help: "reference policy pi_ref for RL (rft-uniform, autotune-rl, `autotune rl`): a student checkpoint (`autotune run --save-model FILE`) with this task's model; its weights only are used (the policy-gradient trainer starts from them with a fresh optimiser)" },
     ParamSpec { key: "ref_temperature", default: "1.0", help: "temperature pi_ref is sampled at" },
 ];
+
+/// The task's parameters: its distribution, the neural student's model and training
+/// ([`crate::neural::TRAINING_PARAMS`]), the reference policy.
+pub const PARAMS: &[ParamSpec] =
+    &ParamSpec::concat::<
+        { OWN_PARAMS.len() + crate::neural::TRAINING_PARAMS.len() + REFERENCE_PARAMS.len() },
+    >(&[OWN_PARAMS, crate::neural::TRAINING_PARAMS, REFERENCE_PARAMS]);
 
 /// The longest trace (and prompt) of the distribution, for the model's context.
 fn max_lengths(d: &Distribution) -> (usize, usize) {
@@ -459,62 +473,10 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
             value: ops_text.into(),
             expected: "three probabilities for +, - and *, e.g. 0.4,0.3,0.3".into(),
         })?;
-    let int = |k: &str, lo: usize, hi: usize| -> Result<usize> {
-        p.get_checked(k, &format!("an integer in {lo}..={hi}"), move |x: usize| {
-            (lo..=hi).contains(&x)
-        })
-    };
-    let d = int("d", 1, 1 << 20)?;
-    let d_model = int("d_model", 8, 1024)?;
-    let layers = int("layers", 1, 24)?;
-    let heads = int("heads", 1, 32)?;
-    if d_model % heads != 0 {
-        return Err(CoreError::BadParam {
-            key: "heads".into(),
-            value: heads.to_string(),
-            expected: format!("a divisor of d_model = {d_model}"),
-        });
-    }
-    let lr: f64 = p.get_checked("lr", "a number in (0, 1]", |x: f64| x > 0.0 && x <= 1.0)?;
-    let batch = int("batch", 1, 4096)?;
-    let epochs: f64 = p.get_checked("epochs", "a number in (0, 1000]", |x: f64| {
-        x > 0.0 && x <= 1000.0
+    let d: usize = p.get_checked("d", "an integer in 1..=1048576", |x: usize| {
+        (1..=1 << 20).contains(&x)
     })?;
-    let min_steps = int("min_steps", 0, 1_000_000)?;
-    let max_steps = int("max_steps", 1, 1_000_000)?;
-    let warmup = int("warmup", 0, 1_000_000)?;
-    let min_lr_ratio: f64 = p.get_checked("min_lr_ratio", "a number in [0, 1]", |x: f64| {
-        (0.0..=1.0).contains(&x)
-    })?;
-    let schedule = match p.raw("schedule").unwrap_or("constant") {
-        "constant" => crate::neural::FitSchedule::Constant,
-        "cosine" => crate::neural::FitSchedule::Cosine {
-            warmup,
-            min_ratio: min_lr_ratio,
-        },
-        other => {
-            return Err(CoreError::BadParam {
-                key: "schedule".into(),
-                value: other.into(),
-                expected: "constant or cosine".into(),
-            })
-        }
-    };
-    let replay = match p.raw("replay").unwrap_or("all") {
-        "all" => None,
-        _ => Some(
-            p.get_checked("replay", "all or a number of demonstrations", |_: usize| {
-                true
-            })?,
-        ),
-    };
-    let eval_every = int("eval_every", 0, 1_000_000)?;
-    let val_prompts = int("val_prompts", 1, 100_000)?;
-    let patience = int("patience", 0, 1_000_000)?;
-    let target_accuracy: f64 =
-        p.get_checked("target_accuracy", "a number in (0, 1]", |x: f64| {
-            x > 0.0 && x <= 1.0
-        })?;
+    let training = crate::neural::TrainingParams::parse(p)?;
     let dist = Distribution {
         max_digits,
         mul_max_digits,
@@ -524,38 +486,13 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
     let (prompt_len, trace_len) = max_lengths(&dist);
     let model = autotune_neural::TransformerConfig {
         vocab: vocab_size(),
-        d_model,
-        n_layers: layers,
-        n_heads: heads,
-        d_ff: 4 * d_model,
-        ..autotune_neural::TransformerConfig::small(vocab_size(), prompt_len + trace_len + 1)
+        ..training.model(vocab_size(), prompt_len + trace_len + 1)
     };
     let mut task = ArithTask {
         reference: None,
         dist,
         d,
-        student: crate::neural::NeuralStudentConfig {
-            model,
-            trainer: autotune_neural::TrainerConfig {
-                lr,
-                batch_size: batch,
-                seed,
-                pad_token: PAD,
-                ..Default::default()
-            },
-            epochs,
-            min_steps,
-            max_steps,
-            eos: EOS,
-            answer_marker: ANS,
-            max_new_tokens: trace_len + 1,
-            schedule,
-            replay,
-            eval_every,
-            patience,
-            target_accuracy,
-            validation: crate::neural::Validation::default(),
-        },
+        student: training.student(model, seed, PAD, (EOS, ANS), trace_len + 1),
     };
     match p.raw("reference") {
         None | Some("none") => {}
@@ -589,10 +526,10 @@ pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
             });
         }
     }
-    if eval_every > 0 {
+    if training.eval_every > 0 {
         // Validation prompts: the task's own split, never the training or test prompts.
         task.student.validation = crate::neural::Validation {
-            prompts: task.prompts("val", seed)?.draw(val_prompts)?,
+            prompts: task.prompts("val", seed)?.draw(training.val_prompts)?,
             verify: Some(verify),
         };
     }

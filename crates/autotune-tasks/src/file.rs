@@ -1,6 +1,7 @@
 //! The `file` task: prompts and answers from a JSONL file (plain, reasoning-gym, TRL or verl
 //! records), checked by real verifiers, taught by a file-backed teacher, learned by the
-//! memorising student. See `autotune_data` for the formats.
+//! memorising student or the neural one (`student=neural`, [`crate::text_student`]). See
+//! `autotune_data` for the formats.
 
 use std::path::PathBuf;
 
@@ -8,7 +9,7 @@ use autotune_core::{CoreError, ParamSpec, Params, Result, Task};
 use autotune_data::{Format, ModelTeacher, TextTask, TextTaskConfig};
 use autotune_http::ChatConfig;
 
-pub const PARAMS: &[ParamSpec] = &[
+const OWN_PARAMS: &[ParamSpec] = &[
     ParamSpec {
         key: "path",
         default: "",
@@ -79,14 +80,45 @@ pub const PARAMS: &[ParamSpec] = &[
         default: "0",
         help: "0: train and test draw from the whole pool; f in (0,1): the last fraction f of the records is the test pool",
     },
+    ParamSpec {
+        key: "student",
+        default: "memo",
+        help: "memo (a lookup table of the demonstrations: fast, measures coverage, not learning) or neural (a transformer trained on the demonstrations' text; its size and training are the parameters below)",
+    },
+    ParamSpec {
+        key: "model",
+        default: "",
+        help: "neural student: a Hugging Face model directory (GPT-2, Llama, Qwen2 with tokenizer.json) to start from; empty: from scratch over bytes",
+    },
+    ParamSpec {
+        key: "max_len",
+        default: "512",
+        help: "neural student: longest prompt plus generation in tokens (prompts are cut to half of it)",
+    },
+    ParamSpec {
+        key: "chat",
+        default: "auto",
+        help: "neural student: render prompts with the model's chat template (auto: when it has one; on; off)",
+    },
 ];
 
-pub fn build(p: &Params, _seed: u64) -> Result<Box<dyn Task>> {
-    Ok(Box::new(open(p)?))
+/// The task's parameters: the file, its verifier and teacher, the student, and the neural
+/// student's size and training ([`crate::neural::TRAINING_PARAMS`]).
+pub const PARAMS: &[ParamSpec] = &ParamSpec::concat::<
+    { OWN_PARAMS.len() + crate::neural::TRAINING_PARAMS.len() },
+>(&[OWN_PARAMS, crate::neural::TRAINING_PARAMS]);
+
+pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
+    Ok(Box::new(open_seeded(p, seed)?))
 }
 
 /// Opens the task file described by resolved parameters `p`.
 pub fn open(p: &Params) -> Result<TextTask> {
+    open_seeded(p, 0)
+}
+
+/// [`open`], the neural student's initialisation drawn from `seed`.
+fn open_seeded(p: &Params, seed: u64) -> Result<TextTask> {
     let path = p.raw("path").unwrap_or("");
     if path.is_empty() {
         return Err(CoreError::Invalid(
@@ -168,6 +200,36 @@ pub fn open(p: &Params) -> Result<TextTask> {
             "give one teacher: a demonstrations file (teacher) or a model".into(),
         ));
     }
+    let student: Option<std::sync::Arc<dyn autotune_data::TextStudentFactory>> =
+        match p.raw("student").unwrap_or("memo") {
+            "memo" => {
+                for key in ["model"] {
+                    if p.raw(key).is_some_and(|v| !v.is_empty()) {
+                        return Err(CoreError::Invalid(format!(
+                            "{key} is a parameter of the neural student: add --param student=neural"
+                        )));
+                    }
+                }
+                None
+            }
+            "neural" => {
+                if student_server.is_some() {
+                    return Err(CoreError::Invalid(
+                        "student=neural trains in process; student_url is another student".into(),
+                    ));
+                }
+                Some(std::sync::Arc::new(
+                    crate::text_student::NeuralTextFactory::new(p, seed)?,
+                ))
+            }
+            other => {
+                return Err(CoreError::BadParam {
+                    key: "student".into(),
+                    value: other.into(),
+                    expected: "memo or neural".into(),
+                })
+            }
+        };
     let skip_bad: bool = p.get_checked("skip_bad", "true or false", |_: bool| true)?;
     let test_frac: f64 = p.get_checked("test_frac", "a number in [0, 1)", |f: f64| {
         (0.0..1.0).contains(&f)
@@ -180,6 +242,7 @@ pub fn open(p: &Params) -> Result<TextTask> {
         teacher,
         model_teacher,
         student_server,
+        student,
         skip_bad,
         holdout: (test_frac > 0.0).then_some(test_frac),
     })?;

@@ -25,6 +25,7 @@ pub mod halfspace;
 pub mod neural;
 pub mod skills;
 mod source;
+pub mod text_student;
 
 pub use source::GeneratorSource;
 
@@ -64,7 +65,7 @@ pub const TASKS: &[TaskInfo] = &[
     },
     TaskInfo {
         name: "file",
-        summary: "your own prompts and answers from a JSONL file (plain, reasoning-gym, TRL or verl records), real verifiers, a file-backed teacher, a memorising student; `--tasks FILE`",
+        summary: "your own prompts and answers from a JSONL file (plain, reasoning-gym, TRL or verl records), real verifiers, a file-backed teacher, a memorising student or (`--student neural [--model HF_DIR]`) a transformer trained on the demonstrations' text; `--tasks FILE`",
         params: file::PARAMS,
         build: file::build,
     },

@@ -12,7 +12,9 @@
 
 use std::sync::Mutex;
 
-use autotune_core::{CoreError, Demo, FitStats, Policy, Prompt, Result, Student, Token, Trace};
+use autotune_core::{
+    CoreError, Demo, FitStats, ParamSpec, Params, Policy, Prompt, Result, Student, Token, Trace,
+};
 use autotune_neural::{
     Example, GenerateOptions, NeuralModel, Sampling, Trainer, TrainerConfig, TrainerState,
     TransformerConfig,
@@ -51,6 +53,169 @@ pub struct NeuralStudentConfig {
     pub patience: usize,
     pub target_accuracy: f64,
     pub validation: Validation,
+}
+
+/// The neural student's model size and training, as task parameters (`arith`, and the `file`
+/// task's neural student): parsed by [`TrainingParams::parse`].
+pub const TRAINING_PARAMS: &[ParamSpec] = &[
+    ParamSpec { key: "d_model", default: "96", help: "transformer width" },
+    ParamSpec { key: "layers", default: "4", help: "transformer layers" },
+    ParamSpec { key: "heads", default: "4", help: "attention heads" },
+    ParamSpec { key: "lr", default: "0.001", help: "AdamW learning rate" },
+    ParamSpec { key: "batch", default: "64", help: "training minibatch" },
+    ParamSpec { key: "epochs", default: "4.0", help: "passes over each phase's new demonstrations (minibatches drawn from the whole replay buffer)" },
+    ParamSpec { key: "min_steps", default: "20", help: "fewest optimisation steps per fit" },
+    ParamSpec { key: "max_steps", default: "2000", help: "most optimisation steps per fit" },
+    ParamSpec { key: "schedule", default: "constant", help: "learning rate within a fit: constant, or cosine (linear warm-up, cosine decay to min_lr_ratio x lr at the fit's last step; restarts every phase)" },
+    ParamSpec { key: "warmup", default: "0", help: "warm-up steps of each fit (cosine schedule)" },
+    ParamSpec { key: "min_lr_ratio", default: "0.1", help: "final learning rate of a fit as a fraction of lr (cosine schedule)" },
+    ParamSpec { key: "replay", default: "all", help: "demonstrations a fit trains on: all so far, or the most recent N (at least the fit's new ones; 0 = only the new ones)" },
+    ParamSpec { key: "eval_every", default: "0", help: "evaluate on validation prompts every N steps of a fit (0: never; verifier calls, charged)" },
+    ParamSpec { key: "val_prompts", default: "256", help: "validation prompts (a split of their own, never the training or test prompts)" },
+    ParamSpec { key: "target_accuracy", default: "1.0", help: "early stop: end a fit once validation accuracy reaches this (after min_steps)" },
+    ParamSpec { key: "patience", default: "0", help: "early stop: end a fit after this many evaluations without improvement (0: off; after min_steps)" },
+];
+
+/// The values of [`TRAINING_PARAMS`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainingParams {
+    pub d_model: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub lr: f64,
+    pub batch: usize,
+    pub epochs: f64,
+    pub min_steps: usize,
+    pub max_steps: usize,
+    pub schedule: FitSchedule,
+    pub replay: Option<usize>,
+    pub eval_every: usize,
+    pub val_prompts: usize,
+    pub patience: usize,
+    pub target_accuracy: f64,
+}
+
+impl TrainingParams {
+    /// Reads and checks [`TRAINING_PARAMS`] from resolved parameters.
+    pub fn parse(p: &Params) -> Result<Self> {
+        let int = |k: &str, lo: usize, hi: usize| -> Result<usize> {
+            p.get_checked(k, &format!("an integer in {lo}..={hi}"), move |x: usize| {
+                (lo..=hi).contains(&x)
+            })
+        };
+        let d_model = int("d_model", 8, 1024)?;
+        let layers = int("layers", 1, 24)?;
+        let heads = int("heads", 1, 32)?;
+        if d_model % heads != 0 {
+            return Err(CoreError::BadParam {
+                key: "heads".into(),
+                value: heads.to_string(),
+                expected: format!("a divisor of d_model = {d_model}"),
+            });
+        }
+        let lr: f64 = p.get_checked("lr", "a number in (0, 1]", |x: f64| x > 0.0 && x <= 1.0)?;
+        let batch = int("batch", 1, 4096)?;
+        let epochs: f64 = p.get_checked("epochs", "a number in (0, 1000]", |x: f64| {
+            x > 0.0 && x <= 1000.0
+        })?;
+        let min_steps = int("min_steps", 0, 1_000_000)?;
+        let max_steps = int("max_steps", 1, 1_000_000)?;
+        let warmup = int("warmup", 0, 1_000_000)?;
+        let min_lr_ratio: f64 = p.get_checked("min_lr_ratio", "a number in [0, 1]", |x: f64| {
+            (0.0..=1.0).contains(&x)
+        })?;
+        let schedule = match p.raw("schedule").unwrap_or("constant") {
+            "constant" => FitSchedule::Constant,
+            "cosine" => FitSchedule::Cosine {
+                warmup,
+                min_ratio: min_lr_ratio,
+            },
+            other => {
+                return Err(CoreError::BadParam {
+                    key: "schedule".into(),
+                    value: other.into(),
+                    expected: "constant or cosine".into(),
+                })
+            }
+        };
+        let replay = match p.raw("replay").unwrap_or("all") {
+            "all" => None,
+            _ => Some(p.get_checked(
+                "replay",
+                "all or a number of demonstrations",
+                |_: usize| true,
+            )?),
+        };
+        let eval_every = int("eval_every", 0, 1_000_000)?;
+        let val_prompts = int("val_prompts", 1, 100_000)?;
+        let patience = int("patience", 0, 1_000_000)?;
+        let target_accuracy: f64 =
+            p.get_checked("target_accuracy", "a number in (0, 1]", |x: f64| {
+                x > 0.0 && x <= 1.0
+            })?;
+        Ok(Self {
+            d_model,
+            layers,
+            heads,
+            lr,
+            batch,
+            epochs,
+            min_steps,
+            max_steps,
+            schedule,
+            replay,
+            eval_every,
+            val_prompts,
+            patience,
+            target_accuracy,
+        })
+    }
+
+    /// A GPT-family model of this size (feed-forward 4 x width) over `vocab` tokens and
+    /// `max_len` positions.
+    pub fn model(&self, vocab: usize, max_len: usize) -> TransformerConfig {
+        TransformerConfig {
+            d_model: self.d_model,
+            n_layers: self.layers,
+            n_heads: self.heads,
+            d_ff: 4 * self.d_model,
+            ..TransformerConfig::small(vocab, max_len)
+        }
+    }
+
+    /// The student configuration for `model`, with its padding token, its end token and
+    /// answer marker, and its longest generation.
+    pub fn student(
+        &self,
+        model: TransformerConfig,
+        seed: u64,
+        pad: Token,
+        (eos, answer_marker): (Token, Token),
+        max_new_tokens: usize,
+    ) -> NeuralStudentConfig {
+        NeuralStudentConfig {
+            model,
+            trainer: TrainerConfig {
+                lr: self.lr,
+                batch_size: self.batch,
+                seed,
+                pad_token: pad,
+                ..Default::default()
+            },
+            epochs: self.epochs,
+            min_steps: self.min_steps,
+            max_steps: self.max_steps,
+            eos,
+            answer_marker,
+            max_new_tokens,
+            schedule: self.schedule,
+            replay: self.replay,
+            eval_every: self.eval_every,
+            patience: self.patience,
+            target_accuracy: self.target_accuracy,
+            validation: Validation::default(),
+        }
+    }
 }
 
 /// The learning rate within one fit.
@@ -123,6 +288,25 @@ impl NeuralStudent {
     pub fn new(cfg: NeuralStudentConfig) -> Result<Self> {
         let trainer = Trainer::new(cfg.model.clone(), cfg.trainer.clone())
             .map_err(|e| CoreError::Student(e.to_string()))?;
+        let inference = Mutex::new(trainer.inference_model());
+        Ok(Self {
+            cfg,
+            trainer,
+            replay: Vec::new(),
+            inference,
+            last_losses: Vec::new(),
+        })
+    }
+
+    /// A student that starts from `model`'s weights (a loaded checkpoint) with a fresh
+    /// optimiser; `cfg.model` must be the model's configuration, but for a shorter `max_len`.
+    pub fn from_model(mut cfg: NeuralStudentConfig, model: &NeuralModel) -> Result<Self> {
+        let max_len = cfg.model.max_len.min(model.config().max_len);
+        cfg.model = model.config().clone();
+        let trainer = Trainer::from_model(model, cfg.trainer.clone())
+            .map_err(|e| CoreError::Student(e.to_string()))?;
+        // The context used: generation and training are cut to it.
+        cfg.model.max_len = max_len;
         let inference = Mutex::new(trainer.inference_model());
         Ok(Self {
             cfg,
