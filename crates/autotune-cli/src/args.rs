@@ -260,6 +260,11 @@ pub struct Common {
     /// Qwen2 with its tokenizer.json); without it, it is trained from scratch over bytes.
     #[arg(long, value_name = "HF_DIR")]
     pub model: Option<PathBuf>,
+    /// The neural student refuses a model whose training (weights, gradients, AdamW moments,
+    /// an inference copy: 20 bytes a parameter) needs more than this: 8G, 512M, or bytes
+    /// (default: the machine's available memory).
+    #[arg(long, value_name = "SIZE")]
+    pub max_memory: Option<String>,
 }
 
 #[derive(Args)]

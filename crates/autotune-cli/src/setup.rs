@@ -81,7 +81,7 @@ pub fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Par
     // The `file` task's parameters set by flags: one list, both to refuse them with another
     // task and to pass them on.
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let file_params: [(&str, Option<String>); 14] = [
+    let file_params: [(&str, Option<String>); 15] = [
         ("path", path(&c.tasks)),
         ("format", c.format.clone()),
         ("verifier", c.verifier.clone()),
@@ -96,6 +96,7 @@ pub fn task_and_params(task: &Option<String>, c: &Common) -> Result<(String, Par
         ("student_model", c.student_model.clone()),
         ("student", c.student.clone()),
         ("model", path(&c.model)),
+        ("max_memory", c.max_memory.clone()),
     ];
     let file_flags = file_params[1..].iter().any(|(_, v)| v.is_some());
     match (task.as_deref(), &c.tasks) {

@@ -227,6 +227,12 @@ pub trait Task: Send + Sync {
         false
     }
 
+    /// Which student learns this task, in words, for tables and result files (`None`: the
+    /// task's one built-in student, not worth saying).
+    fn student_name(&self) -> Option<String> {
+        None
+    }
+
     /// Tokens as text, for exports (default: the token numbers, space separated).
     fn render(&self, tokens: &[Token]) -> String {
         tokens

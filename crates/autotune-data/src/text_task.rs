@@ -634,6 +634,14 @@ impl Task for TextTask {
         }
     }
 
+    fn student_name(&self) -> Option<String> {
+        Some(match (&self.student, &self.student_server) {
+            (Some(f), _) => format!("{f:?}"),
+            (None, Some((url, model))) => format!("model {model} at {url}"),
+            (None, None) => "memorising (a lookup table of the demonstrations)".into(),
+        })
+    }
+
     fn render(&self, tokens: &[Token]) -> String {
         decode(tokens)
     }

@@ -84,6 +84,9 @@ pub struct StrategyFit {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CompareReport {
     pub task: String,
+    /// Which student learned, when the task says (`Task::student_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<String>,
     pub task_params: Params,
     pub dimension: usize,
     pub seeds: u64,
@@ -359,6 +362,7 @@ pub fn report_from_runs(
     let slices = slices_at_budget(&runs, &results, &spec.strategies);
     CompareReport {
         task: spec.task.clone(),
+        student: runs.first().and_then(|r| r.student.clone()),
         task_params: runs
             .first()
             .map(|r| r.task_params.clone())

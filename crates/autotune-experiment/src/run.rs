@@ -135,6 +135,9 @@ fn is_zero(x: &usize) -> bool {
 #[derive(Clone, Debug, Serialize)]
 pub struct RunResult {
     pub task: String,
+    /// Which student learned (the task's `student_name`), when the task says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<String>,
     #[serde(flatten)]
     pub summary: RunSummary,
     pub heldout_prompts: usize,
@@ -315,6 +318,7 @@ pub fn run_one_full(
     let reached = obs.reached.map(|i| &obs.checkpoints[i]);
     let result = RunResult {
         task: spec.task.clone(),
+        student: task.student_name(),
         summary: RunSummary {
             strategy: spec.strategy.clone(),
             eps: spec.eps,

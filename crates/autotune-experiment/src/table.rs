@@ -262,8 +262,11 @@ pub fn comparison_table(r: &CompareReport) -> Table {
     }
     Table {
         title: format!(
-            "task {} (d = {}), {} seeds from {}; demos = {} to reach held-out error <= eps{}",
+            "task {}{} (d = {}), {} seeds from {}; demos = {} to reach held-out error <= eps{}",
             r.task,
+            r.student
+                .as_ref()
+                .map_or(String::new(), |s| format!(", student: {s}")),
             r.dimension,
             r.seeds,
             r.base_seed,

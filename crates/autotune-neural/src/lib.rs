@@ -32,6 +32,7 @@ mod checkpoint;
 mod generate;
 mod hf;
 mod kernels;
+mod memory;
 mod model;
 mod state;
 mod tokenizer;
@@ -40,6 +41,7 @@ mod train;
 pub use checkpoint::{CheckpointMeta, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE};
 pub use generate::{GenerateOptions, Sampling};
 pub use hf::{HF_INDEX_FILE, HF_MODEL_TYPES, HF_WEIGHTS_FILE};
+pub use memory::{available_memory, check_training_memory, parse_size, TRAINING_BYTES_PER_PARAM};
 pub use model::{Activation, Family, Gpt, LlamaBlock, NeuralModel, RopeScaling, TransformerConfig};
 pub use state::{SamplerState, TrainerState, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION};
 pub use tokenizer::{

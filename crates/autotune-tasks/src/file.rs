@@ -96,6 +96,11 @@ const OWN_PARAMS: &[ParamSpec] = &[
         help: "neural student: longest prompt plus generation in tokens (prompts are cut to half of it)",
     },
     ParamSpec {
+        key: "max_memory",
+        default: "auto",
+        help: "neural student: refuse a model whose training (weights, gradients, AdamW moments, 20 bytes a parameter) needs more than this (8G, 512M, bytes; auto: the machine's available memory)",
+    },
+    ParamSpec {
         key: "chat",
         default: "auto",
         help: "neural student: render prompts with the model's chat template (auto: when it has one; on; off)",

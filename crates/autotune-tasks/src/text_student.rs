@@ -44,8 +44,23 @@ impl NeuralTextFactory {
         let max_len: usize = p.get_checked("max_len", "an integer in 16..=65536", |x: usize| {
             (16..=65_536).contains(&x)
         })?;
+        let max_memory = match p.raw("max_memory").unwrap_or("auto") {
+            "auto" => autotune_neural::available_memory().unwrap_or(u64::MAX),
+            text => autotune_neural::parse_size(text).ok_or_else(|| CoreError::BadParam {
+                key: "max_memory".into(),
+                value: text.into(),
+                expected: "auto or a size such as 8G, 512M or a number of bytes".into(),
+            })?,
+        };
+        let bad = |e: autotune_neural::NeuralError| CoreError::Input(e.to_string());
         let model_dir = p.raw("model").unwrap_or("").trim();
         let (tokenizer, base, source) = if model_dir.is_empty() {
+            autotune_neural::check_training_memory(
+                &training.model(BYTE_VOCAB, max_len),
+                max_memory,
+                "the student model",
+            )
+            .map_err(bad)?;
             (
                 Tokenizer::Bytes,
                 None,
@@ -53,7 +68,13 @@ impl NeuralTextFactory {
             )
         } else {
             let dir = Path::new(model_dir);
-            let bad = |e: autotune_neural::NeuralError| CoreError::Input(e.to_string());
+            // Sized from config.json before any weight is read.
+            autotune_neural::check_training_memory(
+                &NeuralModel::hf_config(dir).map_err(bad)?,
+                max_memory,
+                &format!("the model in {model_dir}"),
+            )
+            .map_err(bad)?;
             let model = NeuralModel::load_hf(dir).map_err(bad)?;
             let tokenizer = Tokenizer::from_hf_dir(dir).map_err(bad)?;
             tokenizer
@@ -305,7 +326,8 @@ mod tests {
     }
 
     /// A Hugging Face model with a tokenizer and chat template: prompts go through the
-    /// template; a tokenizer larger than the model's embedding is refused.
+    /// template; a tokenizer larger than the model's embedding, or a model larger than
+    /// max_memory, is refused.
     #[test]
     fn a_hugging_face_model_is_a_student_with_its_chat_template() {
         let dir = tempfile::tempdir().unwrap();
@@ -391,5 +413,16 @@ mod tests {
             e.to_string().contains("400 tokens") && e.to_string().contains("96 embedding rows"),
             "{e}"
         );
+        // 100 KiB is too little for even this model (about 0.4 MB to train); the error
+        // gives both sizes.
+        let e = NeuralTextFactory::new(&params(&[("model", &path), ("max_memory", "100K")]), 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("parameters") && e.contains("GiB") && e.contains("max_memory"),
+            "{e}"
+        );
+        let e = NeuralTextFactory::new(&params(&[("max_memory", "lots")]), 0).unwrap_err();
+        assert!(e.to_string().contains("max_memory"), "{e}");
     }
 }

@@ -160,6 +160,9 @@ pub fn run(launch: &mut Launch, a: RunArgs) -> Result<()> {
         res.heldout_prompts,
         res.summary.stop
     );
+    if let Some(student) = &res.student {
+        println!("student: {student}");
+    }
     println!(
         "ledger: teacher calls {} ({} tokens), verifier calls {}, student generations {} ({} tokens), training steps {}, prompts drawn {}, {:.2} s",
         l.teacher_calls, l.teacher_tokens, l.verifier_calls, l.student_generations, l.student_tokens, l.training_steps, l.prompts_drawn, l.wall_seconds

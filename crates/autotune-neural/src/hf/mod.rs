@@ -22,7 +22,7 @@ use burn::tensor::{Tensor, TensorData};
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
-use crate::model::{Family, NeuralModel};
+use crate::model::{Family, NeuralModel, TransformerConfig};
 use crate::{NeuralError, Result};
 
 /// The single weights file of a Hugging Face model directory.
@@ -50,32 +50,8 @@ impl NeuralModel {
     /// tensor missing or left over.
     pub fn load_hf(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
+        let config = Self::hf_config(dir)?;
         let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path)
-            .map_err(|e| err(&config_path, format!("cannot read the config: {e}")))?;
-        let hf: Value = serde_json::from_str(&text)
-            .map_err(|e| err(&config_path, format!("not valid JSON: {e}")))?;
-        let model_type = hf
-            .get("model_type")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                err(
-                    &config_path,
-                    "no model_type: not a Hugging Face model config",
-                )
-            })?;
-        let config = match model_type {
-            "gpt2" => gpt2::config(&hf),
-            "llama" | "qwen2" => llama::config(&hf, model_type),
-            other => Err(format!(
-                "model_type \"{other}\" is not supported (this build reads: {})",
-                HF_MODEL_TYPES.join(", ")
-            )),
-        }
-        .map_err(|m| err(&config_path, m))?;
-        config
-            .validate()
-            .map_err(|e| err(&config_path, e.to_string()))?;
         let num_params = config
             .num_params()
             .ok_or_else(|| err(&config_path, "the parameter count overflows"))?;
@@ -103,6 +79,38 @@ impl NeuralModel {
         .and_then(|gpt| tensors.finish().map(|()| gpt))
         .map_err(|m| err(&files[0], m))?;
         Ok(Self { config, gpt })
+    }
+
+    /// The model configuration of a Hugging Face directory's `config.json`, read and checked
+    /// without loading any weights (to size a model before it is loaded).
+    pub fn hf_config(dir: impl AsRef<Path>) -> Result<TransformerConfig> {
+        let config_path = dir.as_ref().join("config.json");
+        let text = std::fs::read_to_string(&config_path)
+            .map_err(|e| err(&config_path, format!("cannot read the config: {e}")))?;
+        let hf: Value = serde_json::from_str(&text)
+            .map_err(|e| err(&config_path, format!("not valid JSON: {e}")))?;
+        let model_type = hf
+            .get("model_type")
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                err(
+                    &config_path,
+                    "no model_type: not a Hugging Face model config",
+                )
+            })?;
+        let config = match model_type {
+            "gpt2" => gpt2::config(&hf),
+            "llama" | "qwen2" => llama::config(&hf, model_type),
+            other => Err(format!(
+                "model_type \"{other}\" is not supported (this build reads: {})",
+                HF_MODEL_TYPES.join(", ")
+            )),
+        }
+        .map_err(|m| err(&config_path, m))?;
+        config
+            .validate()
+            .map_err(|e| err(&config_path, e.to_string()))?;
+        Ok(config)
     }
 
     /// Writes the model as a Hugging Face directory (`config.json`, `model.safetensors`, f32)
