@@ -93,37 +93,21 @@ fn a_neural_student_learns_a_task_file_from_scratch() {
 fn neural_student_parameters_need_the_neural_student() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tasks(tmp.path());
-    let (code, _, stderr) = autotune(&[
-        "run",
-        "--tasks",
-        file.to_str().unwrap(),
-        "--model",
-        tmp.path().to_str().unwrap(),
-        "--strategy",
-        "uniform",
-        "--eps",
-        "0.1",
-        "--out",
-        tmp.path().join("a").to_str().unwrap(),
-    ]);
+    let dir = tmp.path().to_str().unwrap();
+    // `run` of the file with the model directory `dir` and `student` flags.
+    let run = |student: &[&str], out: &str| {
+        let out = tmp.path().join(out);
+        let mut args = vec!["run", "--tasks", file.to_str().unwrap(), "--model", dir];
+        args.extend_from_slice(student);
+        args.extend(["--strategy", "uniform", "--eps", "0.1", "--out"]);
+        args.push(out.to_str().unwrap());
+        autotune(&args)
+    };
+    let (code, _, stderr) = run(&[], "a");
     assert_ne!(code, 0);
     assert!(stderr.contains("student=neural"), "{stderr}");
     // A model directory that is not one: one line naming the file.
-    let (code, _, stderr) = autotune(&[
-        "run",
-        "--tasks",
-        file.to_str().unwrap(),
-        "--student",
-        "neural",
-        "--model",
-        tmp.path().to_str().unwrap(),
-        "--strategy",
-        "uniform",
-        "--eps",
-        "0.1",
-        "--out",
-        tmp.path().join("b").to_str().unwrap(),
-    ]);
+    let (code, _, stderr) = run(&["--student", "neural"], "b");
     assert_ne!(code, 0);
     assert!(stderr.contains("config.json"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");

@@ -407,10 +407,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_parameter_gets_a_gradient() {
-        let t = trainer(1);
-        let loss = t.loss(&reverse_examples(8)).unwrap();
+    /// The gradients of the loss on `batch`, and every parameter with its largest |gradient|.
+    fn gradients(t: &Trainer, batch: &[Example]) -> (GradientsParams, Vec<(String, Option<f32>)>) {
+        let loss = t.loss(batch).unwrap();
         let grads = GradientsParams::from_grads(loss.backward(), t.model());
         let mut check = GradCheck {
             grads: &grads,
@@ -418,21 +417,20 @@ mod tests {
             seen: Vec::new(),
         };
         t.model().visit(&mut check);
+        let seen = check.seen;
+        (grads, seen)
+    }
+
+    #[test]
+    fn every_parameter_gets_a_gradient() {
+        let t = trainer(1);
+        let (grads, seen) = gradients(&t, &reverse_examples(8));
         // tok, pos; per layer: q, k, v, out (weight + bias), ff inner/outer (w + b), 2 norms
         // (gamma + beta); final norm (2); head (w + b).
         let per_layer = 8 + 4 + 4;
-        assert_eq!(
-            check.seen.len(),
-            2 + 2 * per_layer + 2 + 2,
-            "{:?}",
-            check.seen
-        );
-        assert_eq!(
-            grads.len(),
-            check.seen.len(),
-            "a parameter without a gradient"
-        );
-        for (path, g) in &check.seen {
+        assert_eq!(seen.len(), 2 + 2 * per_layer + 2 + 2, "{:?}", seen);
+        assert_eq!(grads.len(), seen.len(), "a parameter without a gradient");
+        for (path, g) in &seen {
             let g = g.unwrap_or_else(|| panic!("{path} has no gradient"));
             assert!(g.is_finite(), "{path}: gradient {g}");
             // The key bias adds the same q.b_k to every score of a query, which softmax
@@ -472,22 +470,10 @@ mod tests {
         )
         .unwrap();
         let data = reverse_examples(8);
-        let loss = t.loss(&data).unwrap();
-        let grads = GradientsParams::from_grads(loss.backward(), t.model());
-        let mut check = GradCheck {
-            grads: &grads,
-            path: Vec::new(),
-            seen: Vec::new(),
-        };
-        t.model().visit(&mut check);
+        let (_, seen) = gradients(&t, &data);
         // tok; per layer: 2 norms, q, k, v (weight + bias), o, gate, up, down; final norm.
-        assert_eq!(
-            check.seen.len(),
-            1 + 2 * (2 + 6 + 4) + 1,
-            "{:?}",
-            check.seen
-        );
-        for (path, g) in &check.seen {
+        assert_eq!(seen.len(), 1 + 2 * (2 + 6 + 4) + 1, "{:?}", seen);
+        for (path, g) in &seen {
             let g = g.unwrap_or_else(|| panic!("{path} has no gradient"));
             // As in the GPT family, the key bias only shifts a query's scores equally.
             if !path.ends_with("k.bias") {

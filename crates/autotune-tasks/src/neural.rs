@@ -288,14 +288,19 @@ impl NeuralStudent {
     pub fn new(cfg: NeuralStudentConfig) -> Result<Self> {
         let trainer = Trainer::new(cfg.model.clone(), cfg.trainer.clone())
             .map_err(|e| CoreError::Student(e.to_string()))?;
+        Ok(Self::with_trainer(cfg, trainer))
+    }
+
+    /// A student of `trainer` with an empty replay buffer.
+    fn with_trainer(cfg: NeuralStudentConfig, trainer: Trainer) -> Self {
         let inference = Mutex::new(trainer.inference_model());
-        Ok(Self {
+        Self {
             cfg,
             trainer,
             replay: Vec::new(),
             inference,
             last_losses: Vec::new(),
-        })
+        }
     }
 
     /// A student that starts from `model`'s weights (a loaded checkpoint) with a fresh
@@ -307,14 +312,7 @@ impl NeuralStudent {
             .map_err(|e| CoreError::Student(e.to_string()))?;
         // The context used: generation and training are cut to it.
         cfg.model.max_len = max_len;
-        let inference = Mutex::new(trainer.inference_model());
-        Ok(Self {
-            cfg,
-            trainer,
-            replay: Vec::new(),
-            inference,
-            last_losses: Vec::new(),
-        })
+        Ok(Self::with_trainer(cfg, trainer))
     }
 
     fn traces(&self, prompts: &[Prompt], sampling: Sampling) -> Vec<Trace> {
@@ -570,14 +568,7 @@ impl NeuralStudent {
         let saved = Trainer::from_state(&state.trainer).map_err(|e| bad(e.to_string()))?;
         let trainer = Trainer::from_model(&saved.inference_model(), expected.trainer.clone())
             .map_err(|e| bad(e.to_string()))?;
-        let inference = Mutex::new(trainer.inference_model());
-        Ok(Self {
-            cfg: expected.clone(),
-            trainer,
-            replay: Vec::new(),
-            inference,
-            last_losses: Vec::new(),
-        })
+        Ok(Self::with_trainer(expected.clone(), trainer))
     }
 
     /// The model of a saved student (`run --save-model`), whatever its task: for export

@@ -105,15 +105,7 @@ pub(super) fn weights(config: &TransformerConfig, t: &mut Tensors) -> Result<Gpt
     if let Some(norm) = &mut gpt.norm {
         set_norm(t, "ln_f", norm, d)?;
     }
-    match &mut gpt.head {
-        // Tied: transformers does not read lm_head.weight even when it is stored.
-        None => t.discard("lm_head.weight"),
-        // Untied: torch's Linear layout; GPT-2's head has no bias.
-        Some(head) => {
-            let w = t.take_transposed("lm_head.weight", v, d)?;
-            set_linear(head, w, Some(vec![0.0; v]), d, v);
-        }
-    }
+    super::set_head(t, &mut gpt.head, (v, d))?;
     Ok(gpt)
 }
 

@@ -156,13 +156,7 @@ pub(super) fn weights(config: &TransformerConfig, t: &mut Tensors) -> Result<Gpt
     if let Some(norm) = &mut gpt.rms_norm {
         set_rms(t, "norm", norm, d)?;
     }
-    match &mut gpt.head {
-        None => t.discard("lm_head.weight"),
-        Some(head) => {
-            let w = t.take_transposed("lm_head.weight", v, d)?;
-            set_linear(head, w, None, d, v);
-        }
-    }
+    super::set_head(t, &mut gpt.head, (v, d))?;
     Ok(gpt)
 }
 

@@ -293,6 +293,25 @@ fn set_linear(lin: &mut Linear, weight: Vec<f32>, bias: Option<Vec<f32>>, inp: u
     lin.bias = bias.map(param1);
 }
 
+/// The head of a checkpoint: none to read when it is tied (transformers ignores a stored
+/// `lm_head.weight` then), else `lm_head.weight` in torch's layout, with a zero bias for a
+/// head that has one here (GPT family) though the checkpoint's has none.
+fn set_head(
+    t: &mut Tensors,
+    head: &mut Option<Linear>,
+    (vocab, d): (usize, usize),
+) -> std::result::Result<(), String> {
+    match head {
+        None => t.discard("lm_head.weight"),
+        Some(head) => {
+            let w = t.take_transposed("lm_head.weight", vocab, d)?;
+            let zero_bias = head.bias.is_some().then(|| vec![0.0; vocab]);
+            set_linear(head, w, zero_bias, d, vocab);
+        }
+    }
+    Ok(())
+}
+
 fn bias(l: &Linear) -> Tensor<1> {
     match &l.bias {
         Some(b) => b.val(),
