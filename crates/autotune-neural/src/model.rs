@@ -773,14 +773,16 @@ pub(crate) struct KvCache {
     qkv: Vec<(Tensor<2>, Tensor<1>)>,
 }
 
-fn bias_or_zeros(l: &Linear) -> Tensor<1> {
+pub(crate) fn bias_or_zeros(l: &Linear) -> Tensor<1> {
     match &l.bias {
         Some(b) => b.val(),
         None => Tensor::zeros([l.weight.dims()[1]], &l.weight.device()),
     }
 }
 
-fn fused(q: &Linear, k: &Linear, v: &Linear) -> (Tensor<2>, Tensor<1>) {
+/// The query, key and value projections as one: weights side by side, biases (zeros where
+/// there is none) end to end.
+pub(crate) fn fused(q: &Linear, k: &Linear, v: &Linear) -> (Tensor<2>, Tensor<1>) {
     let w = Tensor::cat(vec![q.weight.val(), k.weight.val(), v.weight.val()], 1);
     let b = Tensor::cat(
         vec![bias_or_zeros(q), bias_or_zeros(k), bias_or_zeros(v)],

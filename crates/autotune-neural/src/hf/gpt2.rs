@@ -19,8 +19,8 @@ use burn::nn::{LayerNorm, Linear};
 use burn::tensor::Tensor;
 use serde_json::{json, Value};
 
-use super::{bias, param1, param2, set_linear, torch_weight, values, Fields, Named, Tensors};
-use crate::model::{Activation, Family, Gpt, NeuralModel, TransformerConfig};
+use super::{param1, param2, set_linear, torch_weight, values, Fields, Named, Tensors};
+use crate::model::{bias_or_zeros, fused, Activation, Family, Gpt, NeuralModel, TransformerConfig};
 
 /// GPT-2's `config.json` as a [`TransformerConfig`]; fields this crate cannot honour are
 /// errors rather than silently different models.
@@ -146,16 +146,8 @@ pub(super) fn export(
         let m = &layer.mha;
         let h = format!("h.{i}");
         put_norm(&mut put, &format!("{h}.ln_1"), &layer.norm_2);
-        let w = Tensor::cat(
-            vec![
-                m.query.weight.val(),
-                m.key.weight.val(),
-                m.value.weight.val(),
-            ],
-            1,
-        );
+        let (w, b) = fused(&m.query, &m.key, &m.value);
         put(format!("{h}.attn.c_attn.weight"), values(w));
-        let b = Tensor::cat(vec![bias(&m.query), bias(&m.key), bias(&m.value)], 0);
         put(format!("{h}.attn.c_attn.bias"), values(b));
         put_conv(&mut put, &format!("{h}.attn.c_proj"), &m.output);
         put_norm(&mut put, &format!("{h}.ln_2"), &layer.norm_1);
@@ -176,7 +168,7 @@ pub(super) fn export(
         None => (vec![c.d_model], vec![0.0; c.d_model]),
     };
     if let Some(head) = &gpt.head {
-        let (_, b) = values(bias(head));
+        let (_, b) = values(bias_or_zeros(head));
         if b.iter().any(|&x| x != 0.0) {
             let (_, w) = values(head.weight.val());
             let shift = fold_bias(&w, &b, c.d_model, c.vocab)?;
@@ -295,7 +287,7 @@ fn put_norm(put: &mut impl FnMut(String, Named), prefix: &str, n: &LayerNorm) {
 
 fn put_conv(put: &mut impl FnMut(String, Named), prefix: &str, l: &Linear) {
     put(format!("{prefix}.weight"), values(l.weight.val()));
-    put(format!("{prefix}.bias"), values(bias(l)));
+    put(format!("{prefix}.bias"), values(bias_or_zeros(l)));
 }
 
 #[cfg(test)]

@@ -312,13 +312,6 @@ fn set_head(
     Ok(())
 }
 
-fn bias(l: &Linear) -> Tensor<1> {
-    match &l.bias {
-        Some(b) => b.val(),
-        None => Tensor::zeros([l.weight.dims()[1]], &l.weight.device()),
-    }
-}
-
 fn values<const D: usize>(t: Tensor<D>) -> Named {
     let shape = t.dims().to_vec();
     (shape, t.into_data().iter::<f32>().collect())
