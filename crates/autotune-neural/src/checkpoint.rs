@@ -73,10 +73,7 @@ impl NeuralModel {
     /// replacing an earlier checkpoint there.
     pub fn save(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|source| NeuralError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        crate::create_dir(dir)?;
         let weights = dir.join(WEIGHTS_FILE);
         let mut store = SafetensorsStore::from_file(&weights)
             .overwrite(true)
@@ -93,10 +90,7 @@ impl NeuralModel {
         };
         let config = dir.join(CONFIG_FILE);
         let text = serde_json::to_string_pretty(&meta).expect("the config serialises");
-        std::fs::write(&config, text).map_err(|source| NeuralError::Io {
-            path: config.display().to_string(),
-            source,
-        })
+        crate::write_file(&config, text.as_bytes())
     }
 
     /// Reads a checkpoint written by [`NeuralModel::save`]. A missing or corrupt file, another

@@ -79,6 +79,22 @@ pub enum NeuralError {
 
 pub type Result<T> = std::result::Result<T, NeuralError>;
 
+/// `dir` and its parents, created if needed; an error names it.
+pub(crate) fn create_dir(dir: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|source| NeuralError::Io {
+        path: dir.display().to_string(),
+        source,
+    })
+}
+
+/// `bytes` written to `path`; an error names it.
+pub(crate) fn write_file(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|source| NeuralError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// The device everything in this crate runs on: burn's pure-Rust CPU backend.
 pub fn cpu_device() -> burn::tensor::Device {
     burn::tensor::Device::flex()

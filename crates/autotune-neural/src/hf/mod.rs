@@ -120,10 +120,7 @@ impl NeuralModel {
     /// (GPT-2's head has none).
     pub fn save_hf(&self, dir: impl AsRef<Path>) -> Result<()> {
         let dir = dir.as_ref();
-        std::fs::create_dir_all(dir).map_err(|source| NeuralError::Io {
-            path: dir.display().to_string(),
-            source,
-        })?;
+        crate::create_dir(dir)?;
         let weights = dir.join(HF_WEIGHTS_FILE);
         let mut out = BTreeMap::new();
         let config = match self.config.family {
@@ -149,17 +146,10 @@ impl NeuralModel {
         let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
         let file = safetensors::serialize(views, Some(metadata))
             .map_err(|e| err(&weights, format!("cannot serialise the weights: {e}")))?;
-        write(&weights, &file)?;
+        crate::write_file(&weights, &file)?;
         let text = serde_json::to_string_pretty(&config).expect("the config serialises");
-        write(&dir.join("config.json"), text.as_bytes())
+        crate::write_file(&dir.join("config.json"), text.as_bytes())
     }
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|source| NeuralError::Io {
-        path: path.display().to_string(),
-        source,
-    })
 }
 
 /// Reading a config: required sizes, optional flags and numbers, each error naming its key.
