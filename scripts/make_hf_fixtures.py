@@ -237,16 +237,87 @@ def tokenizer(out: Path) -> None:
     (d / "expected.json").write_text(json.dumps(want, ensure_ascii=False))
 
 
+LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+# (prompt, target): the loss is the mean cross-entropy over the target tokens of the batch.
+LORA_BATCH = [
+    ([1, 5, 9, 17], [33, 12, 2]),
+    ([1, 60, 2, 7, 8, 9], [40, 41, 2]),
+    ([1, 40], [41, 42, 43, 44, 45, 2]),
+]
+LORA_STEPS = 3
+
+
+def masked_loss(model: torch.nn.Module) -> torch.Tensor:
+    total, count = torch.zeros(()), 0
+    for prompt, target in LORA_BATCH:
+        tokens = torch.tensor([prompt + target])
+        logp = torch.log_softmax(model(tokens).logits[0, :-1].float(), dim=-1)
+        picked = logp.gather(1, tokens[0, 1:, None])[:, 0]
+        total = total - picked[len(prompt) - 1 :].sum()
+        count += len(target)
+    return total / count
+
+
+def qwen2_lora(out: Path) -> None:
+    # PEFT LoRA on qwen2-tiny: the adapter as PEFT saves it before training (B drawn non-zero
+    # so that A gets a gradient in the first step too), then AdamW steps on a fixed batch with
+    # the loss before each step and after the last.
+    from peft import LoraConfig, get_peft_model
+    import peft
+
+    base = Qwen2ForCausalLM.from_pretrained(out / "qwen2-tiny", attn_implementation="eager")
+    config = LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGETS, lora_dropout=0.0)
+    torch.manual_seed(6)
+    model = get_peft_model(base, config)
+    gen = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    d = out / "qwen2-tiny-lora"
+    model.save_pretrained(d)
+    (d / "README.md").unlink(missing_ok=True)  # PEFT's model card template
+    optim = dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-5, weight_decay=0.01)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], **optim)
+    losses = []
+    for _ in range(LORA_STEPS):
+        opt.zero_grad()
+        loss = masked_loss(model)
+        losses.append(float(loss))
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        losses.append(float(masked_loss(model)))
+    want = {
+        "made_by": "scripts/make_hf_fixtures.py",
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "torch": torch.__version__,
+        "base": "qwen2-tiny",
+        "batch": [{"prompt": p, "target": t} for p, t in LORA_BATCH],
+        "optimizer": {"name": "AdamW", **optim},
+        "losses": losses,
+    }
+    (d / "expected.json").write_text(json.dumps(want))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="crates/autotune-neural/tests/fixtures/hf")
+    parser.add_argument("--only", help="make this fixture only (e.g. qwen2-tiny-lora)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    gpt2(out)
-    llama(out)
-    qwen2(out)
-    tokenizer(out)
+    makers = {
+        "gpt2-tiny": gpt2,
+        "llama-tiny": llama,
+        "qwen2-tiny": qwen2,
+        "tokenizer-bpe": tokenizer,
+        "qwen2-tiny-lora": qwen2_lora,
+    }
+    for name, make in makers.items():
+        if args.only in (None, name):
+            make(out)
     for d in sorted(out.iterdir()):
         files = sorted(p.name for p in d.iterdir())
         print(f"{d}: {', '.join(files)}")

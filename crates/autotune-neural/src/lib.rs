@@ -11,6 +11,9 @@
 //! - [`NeuralModel`]: the model without autodiff, for generation ([`NeuralModel::generate`],
 //!   greedy or sampled, KV-cached, one RNG stream per prompt index) and checkpoints
 //!   ([`NeuralModel::save`], [`NeuralModel::load`]);
+//! - [`LoraConfig`]: low-rank adapters instead of full fine-tuning (`TrainerConfig::lora`),
+//!   merged into the weights of the [`NeuralModel`] a trainer hands out; PEFT adapter
+//!   directories read and written ([`read_peft_adapter`], [`write_peft_adapter`]);
 //! - [`TrainerState`]: the complete training state ([`Trainer::state`], [`Trainer::from_state`]):
 //!   weights, AdamW moments and step counts, the sampler's position and the configurations,
 //!   from which training continues bit for bit.
@@ -32,6 +35,7 @@ mod checkpoint;
 mod generate;
 mod hf;
 mod kernels;
+mod lora;
 mod memory;
 mod model;
 mod state;
@@ -40,7 +44,9 @@ mod train;
 
 pub use checkpoint::{CheckpointMeta, CONFIG_FILE, FORMAT_VERSION, WEIGHTS_FILE};
 pub use generate::{GenerateOptions, Sampling};
+pub use hf::{read_peft_adapter, write_peft_adapter, PEFT_ADAPTER_CONFIG, PEFT_ADAPTER_WEIGHTS};
 pub use hf::{HF_INDEX_FILE, HF_MODEL_TYPES, HF_WEIGHTS_FILE};
+pub use lora::{LoraConfig, LoraInit, LoraTarget};
 pub use memory::{available_memory, check_training_memory, parse_size, TRAINING_BYTES_PER_PARAM};
 pub use model::{Activation, Family, Gpt, LlamaBlock, NeuralModel, RopeScaling, TransformerConfig};
 pub use state::{SamplerState, TrainerState, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION};
@@ -163,6 +169,7 @@ pub(crate) mod testutil {
                 weight_decay: 0.0,
                 grad_clip: Some(1.0),
                 pad_token: 0,
+                lora: None,
             },
         )
         .unwrap()

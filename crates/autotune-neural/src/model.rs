@@ -1046,11 +1046,11 @@ impl NeuralModel {
     }
 
     /// Wraps trained weights; `gpt` may live on the autodiff device (it is converted with
-    /// [`Module::valid`]).
+    /// [`Module::valid`]). LoRA adapters are merged into the weights they adapt.
     pub fn from_gpt(config: TransformerConfig, gpt: &Gpt) -> Self {
         Self {
             config,
-            gpt: gpt.valid(),
+            gpt: gpt.valid().materialize(),
         }
     }
 

@@ -22,6 +22,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::lora::LoraInit;
 use crate::model::{Gpt, TransformerConfig};
 use crate::train::{Trainer, TrainerConfig};
 use crate::{NeuralError, Result};
@@ -435,6 +436,12 @@ impl Trainer {
         let device = crate::cpu_device().autodiff();
         // The initial values are all replaced; the seed only keeps this deterministic.
         let fresh = Gpt::new(&state.model, &device, state.trainer.seed)?;
+        let fresh = match &state.trainer.lora {
+            Some(lora) => fresh
+                .with_lora(&state.model, lora, LoraInit::Seed(state.trainer.seed))
+                .map_err(|e| state_err(format!("the trainer config: {e}")))?,
+            None => fresh,
+        };
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
             .map_err(|e| state_err(format!("the weights cannot be read: {e}")))?;
         let model = fresh

@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::lora::{LoraConfig, LoraInit};
 use crate::model::{check_tokens, int_tensor, Gpt, NeuralModel, TransformerConfig};
 use crate::{NeuralError, Result, TokenId};
 
@@ -84,6 +85,10 @@ pub struct TrainerConfig {
     /// The token used to pad sequences of a batch (any id in the vocabulary: it is masked out
     /// of the loss, and right padding is never attended to by real positions).
     pub pad_token: TokenId,
+    /// Train low-rank adapters on these projections instead of every weight (see
+    /// [`crate::LoraConfig`]); `None`: full fine-tuning.
+    #[serde(default)]
+    pub lora: Option<LoraConfig>,
 }
 
 impl Default for TrainerConfig {
@@ -96,6 +101,7 @@ impl Default for TrainerConfig {
             weight_decay: 0.01,
             grad_clip: Some(1.0),
             pad_token: 0,
+            lora: None,
         }
     }
 }
@@ -117,14 +123,34 @@ impl Trainer {
     pub fn new(model_config: TransformerConfig, config: TrainerConfig) -> Result<Self> {
         let device = crate::cpu_device().autodiff();
         let model = Gpt::new(&model_config, &device, config.seed)?;
+        let model = match &config.lora {
+            Some(lora) => model.with_lora(&model_config, lora, LoraInit::Seed(config.seed))?,
+            None => model,
+        };
         Self::with_model(model_config, config, model, device)
     }
 
     /// Continues training the weights of `model` (e.g. a loaded checkpoint) with a fresh
-    /// optimiser state.
+    /// optimiser state: all of them, or adapters initialised from the seed when
+    /// `config.lora` is set.
     pub fn from_model(model: &NeuralModel, config: TrainerConfig) -> Result<Self> {
+        let init = LoraInit::Seed(config.seed);
+        Self::from_model_with(model, config, init)
+    }
+
+    /// [`Trainer::from_model`] with the adapters' first values given (e.g. a PEFT adapter
+    /// read by [`crate::read_peft_adapter`]); `init` is unused without `config.lora`.
+    pub fn from_model_with(
+        model: &NeuralModel,
+        config: TrainerConfig,
+        init: LoraInit,
+    ) -> Result<Self> {
         let device = crate::cpu_device().autodiff();
         let gpt = model.gpt.clone().fork(&device).train();
+        let gpt = match &config.lora {
+            Some(lora) => gpt.with_lora(&model.config, lora, init)?,
+            None => gpt,
+        };
         Self::with_model(model.config.clone(), config, gpt, device)
     }
 
@@ -466,6 +492,7 @@ mod tests {
                 weight_decay: 0.0,
                 grad_clip: Some(1.0),
                 pad_token: 0,
+                lora: None,
             },
         )
         .unwrap();

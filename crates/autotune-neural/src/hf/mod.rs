@@ -12,6 +12,9 @@
 
 mod gpt2;
 mod llama;
+mod peft;
+
+pub use peft::{read_peft_adapter, write_peft_adapter, PEFT_ADAPTER_CONFIG, PEFT_ADAPTER_WEIGHTS};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -128,28 +131,33 @@ impl NeuralModel {
             Family::Llama => llama::export(self, &mut out),
         }
         .map_err(|m| err(&weights, m))?;
-        let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = out
-            .into_iter()
-            .map(|(name, (shape, data))| {
-                let raw = data.iter().flat_map(|x| x.to_le_bytes()).collect();
-                (name, shape, raw)
-            })
-            .collect();
-        let views = bytes
-            .iter()
-            .map(|(name, shape, raw)| {
-                safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), raw)
-                    .map(|v| (name.clone(), v))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| err(&weights, format!("cannot lay out the weights: {e}")))?;
-        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-        let file = safetensors::serialize(views, Some(metadata))
-            .map_err(|e| err(&weights, format!("cannot serialise the weights: {e}")))?;
-        crate::write_file(&weights, &file)?;
+        write_safetensors(&weights, out)?;
         let text = serde_json::to_string_pretty(&config).expect("the config serialises");
         crate::write_file(&dir.join("config.json"), text.as_bytes())
     }
+}
+
+/// Writes `tensors` (f32) as a safetensors file with transformers' `format: pt` metadata.
+fn write_safetensors(path: &Path, tensors: BTreeMap<String, Named>) -> Result<()> {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .into_iter()
+        .map(|(name, (shape, data))| {
+            let raw = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (name, shape, raw)
+        })
+        .collect();
+    let views = bytes
+        .iter()
+        .map(|(name, shape, raw)| {
+            safetensors::tensor::TensorView::new(Dtype::F32, shape.clone(), raw)
+                .map(|v| (name.clone(), v))
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| err(path, format!("cannot lay out the weights: {e}")))?;
+    let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
+    let file = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| err(path, format!("cannot serialise the weights: {e}")))?;
+    crate::write_file(path, &file)
 }
 
 /// Reading a config: required sizes, optional flags and numbers, each error naming its key.
