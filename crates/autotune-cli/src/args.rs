@@ -67,6 +67,10 @@ pub struct ExportHfArgs {
     /// Replace a model already in the output directory.
     #[arg(long)]
     pub force: bool,
+    /// Write the LoRA adapters of a saved student trained with `lora_rank` as a PEFT adapter
+    /// directory (adapter_config.json, adapter_model.safetensors) instead of the merged model.
+    #[arg(long, conflicts_with = "check")]
+    pub adapter: bool,
     /// Also write OUT/autotune_check.json: this many held-out prompts (token ids) with the
     /// model's greedy continuations, for `scripts/check_hf_export.py` to compare with
     /// transformers'. The prompts come from a saved student's own task, or from --check-task.

@@ -112,3 +112,151 @@ fn neural_student_parameters_need_the_neural_student() {
     assert!(stderr.contains("config.json"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+/// A small Llama-family model with the repository's BPE tokenizer and chat template, saved as
+/// a Hugging Face directory.
+fn hf_model(dir: &Path) -> std::path::PathBuf {
+    let model_dir = dir.join("model");
+    let config = autotune_neural::TransformerConfig {
+        family: autotune_neural::Family::Llama,
+        n_kv_heads: Some(1),
+        tied_head: true,
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 2,
+        d_ff: 64,
+        ..autotune_neural::TransformerConfig::small(400, 128)
+    };
+    autotune_neural::NeuralModel::new(config, 3)
+        .unwrap()
+        .save_hf(&model_dir)
+        .unwrap();
+    let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../autotune-neural/tests/fixtures/hf/tokenizer-bpe");
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ] {
+        std::fs::copy(tokenizer.join(f), model_dir.join(f)).unwrap();
+    }
+    model_dir
+}
+
+#[test]
+fn lora_fine_tunes_a_checkpoint_and_exports_a_peft_adapter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tasks(tmp.path());
+    let model = hf_model(tmp.path());
+    let saved = tmp.path().join("student.json");
+    let run = |extra: &[&str], out: &str, save: &Path| {
+        let out = tmp.path().join(out);
+        let mut args = vec![
+            "run",
+            "--tasks",
+            file.to_str().unwrap(),
+            "--verifier",
+            "numeric",
+            "--student",
+            "neural",
+            "--model",
+            model.to_str().unwrap(),
+            "--strategy",
+            "uniform",
+            "--eps",
+            "0.1",
+            "--max-demos",
+            "16",
+            "--param",
+            "max_len=96",
+            "--param",
+            "min_steps=4",
+            "--param",
+            "max_steps=4",
+            "--save-model",
+            save.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        autotune(&args)
+    };
+    let (code, _, stderr) = run(
+        &[
+            "--param",
+            "lora_rank=4",
+            "--param",
+            "lora_targets=q_proj,v_proj",
+        ],
+        "lora",
+        &saved,
+    );
+    assert_eq!(code, 0, "{stderr}");
+
+    // The saved student's adapters as a PEFT adapter directory.
+    let adapter = tmp.path().join("adapter");
+    let export = |args: &[&str]| {
+        let mut all = vec!["export-hf"];
+        all.extend_from_slice(args);
+        autotune(&all)
+    };
+    let (code, stdout, stderr) = export(&[
+        saved.to_str().unwrap(),
+        adapter.to_str().unwrap(),
+        "--adapter",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("rank 4, alpha 8, 4 modules"), "{stdout}");
+    let base = autotune_neural::NeuralModel::load_hf(&model).unwrap();
+    let (lora, _) = autotune_neural::read_peft_adapter(&adapter, base.config()).unwrap();
+    assert_eq!((lora.rank, lora.alpha), (4, 8.0));
+    assert_eq!(
+        lora.targets,
+        vec!["q_proj".to_string(), "v_proj".to_string()]
+    );
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(adapter.join("adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["base_model_name_or_path"], model.to_str().unwrap());
+    // Not twice without --force; the merged model exports as before.
+    let (code, _, stderr) = export(&[
+        saved.to_str().unwrap(),
+        adapter.to_str().unwrap(),
+        "--adapter",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("--force"), "{stderr}");
+    let merged = tmp.path().join("merged");
+    let (code, _, stderr) = export(&[saved.to_str().unwrap(), merged.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    let merged = autotune_neural::NeuralModel::load_hf(&merged).unwrap();
+    assert_eq!(merged.num_params(), base.num_params());
+
+    // A student that trained every weight has no adapter to export.
+    let full = tmp.path().join("full.json");
+    let (code, _, stderr) = run(&[], "full", &full);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = export(&[
+        full.to_str().unwrap(),
+        tmp.path().join("none").to_str().unwrap(),
+        "--adapter",
+    ]);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("no lora_rank"), "{stderr}");
+
+    // Bad LoRA parameters: one line each, before any run.
+    for (param, want) in [
+        ("lora_targets=c_attn", "no target module `c_attn`"),
+        ("lora_alpha=-1", "lora_alpha"),
+        ("lora_rank=x", "lora_rank"),
+    ] {
+        let (code, _, stderr) = run(
+            &["--param", "lora_rank=4", "--param", param],
+            "bad",
+            &tmp.path().join("bad.json"),
+        );
+        assert_ne!(code, 0, "{param}");
+        assert!(stderr.contains(want), "{param}: {stderr}");
+    }
+}

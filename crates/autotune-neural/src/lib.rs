@@ -47,7 +47,10 @@ pub use generate::{GenerateOptions, Sampling};
 pub use hf::{read_peft_adapter, write_peft_adapter, PEFT_ADAPTER_CONFIG, PEFT_ADAPTER_WEIGHTS};
 pub use hf::{HF_INDEX_FILE, HF_MODEL_TYPES, HF_WEIGHTS_FILE};
 pub use lora::{LoraConfig, LoraInit, LoraTarget};
-pub use memory::{available_memory, check_training_memory, parse_size, TRAINING_BYTES_PER_PARAM};
+pub use memory::{
+    available_memory, check_training_memory, parse_size, LORA_FROZEN_BYTES_PER_PARAM,
+    TRAINING_BYTES_PER_PARAM,
+};
 pub use model::{Activation, Family, Gpt, LlamaBlock, NeuralModel, RopeScaling, TransformerConfig};
 pub use state::{SamplerState, TrainerState, TRAINER_STATE_FORMAT, TRAINER_STATE_VERSION};
 pub use tokenizer::{

@@ -45,25 +45,63 @@ pub struct LoraConfig {
     pub targets: Vec<String>,
 }
 
+/// The widths a projection maps between.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Residual stream to residual stream (query of the GPT family, attention output).
+    Square,
+    /// Residual stream to the key/value heads.
+    KeyValue,
+    /// Residual stream to the feed-forward hidden layer.
+    Up,
+    /// Feed-forward hidden layer to the residual stream.
+    Down,
+}
+
+impl Shape {
+    fn dims(self, c: &TransformerConfig) -> (usize, usize) {
+        let d = c.d_model;
+        match self {
+            Shape::Square => (d, d),
+            Shape::KeyValue => (d, c.kv_heads() * c.head_dim()),
+            Shape::Up => (d, c.d_ff),
+            Shape::Down => (c.d_ff, d),
+        }
+    }
+}
+
 /// The Llama family's projections: (Hugging Face name, field of [`crate::LlamaBlock`], its
-/// parent module in the checkpoint).
-const LLAMA_TARGETS: &[(&str, &str, &str)] = &[
-    ("q_proj", "q", "self_attn"),
-    ("k_proj", "k", "self_attn"),
-    ("v_proj", "v", "self_attn"),
-    ("o_proj", "o", "self_attn"),
-    ("gate_proj", "gate", "mlp"),
-    ("up_proj", "up", "mlp"),
-    ("down_proj", "down", "mlp"),
+/// parent module in the checkpoint, its shape).
+const LLAMA_TARGETS: &[(&str, &str, &str, Shape)] = &[
+    ("q_proj", "q", "self_attn", Shape::Square),
+    ("k_proj", "k", "self_attn", Shape::KeyValue),
+    ("v_proj", "v", "self_attn", Shape::KeyValue),
+    ("o_proj", "o", "self_attn", Shape::Square),
+    ("gate_proj", "gate", "mlp", Shape::Up),
+    ("up_proj", "up", "mlp", Shape::Up),
+    ("down_proj", "down", "mlp", Shape::Down),
 ];
 
 /// The GPT family's targets: (name, the encoder layer's projections it adapts).
-const GPT_TARGETS: &[(&str, &[&str])] = &[
-    ("c_attn", &["mha.query", "mha.key", "mha.value"]),
-    ("attn.c_proj", &["mha.output"]),
-    ("c_fc", &["pwff.linear_inner"]),
-    ("mlp.c_proj", &["pwff.linear_outer"]),
-    ("c_proj", &["mha.output", "pwff.linear_outer"]),
+const GPT_TARGETS: &[(&str, &[(&str, Shape)])] = &[
+    (
+        "c_attn",
+        &[
+            ("mha.query", Shape::Square),
+            ("mha.key", Shape::Square),
+            ("mha.value", Shape::Square),
+        ],
+    ),
+    ("attn.c_proj", &[("mha.output", Shape::Square)]),
+    ("c_fc", &[("pwff.linear_inner", Shape::Up)]),
+    ("mlp.c_proj", &[("pwff.linear_outer", Shape::Down)]),
+    (
+        "c_proj",
+        &[
+            ("mha.output", Shape::Square),
+            ("pwff.linear_outer", Shape::Down),
+        ],
+    ),
 ];
 
 /// One adapted projection.
@@ -74,6 +112,9 @@ pub struct LoraTarget {
     /// The module's name in a Hugging Face checkpoint (`model.layers.0.self_attn.q_proj`), when
     /// one module of the checkpoint is exactly this projection (not GPT-2's fused `c_attn`).
     pub hf_module: Option<String>,
+    /// The projection's input and output widths.
+    pub d_in: usize,
+    pub d_out: usize,
 }
 
 impl LoraConfig {
@@ -99,6 +140,15 @@ impl LoraConfig {
         self.alpha / self.rank as f64
     }
 
+    /// The trainable parameters the adapters add to a model of `model`'s shape.
+    pub fn num_params(&self, model: &TransformerConfig) -> Result<usize> {
+        Ok(self
+            .resolve(model)?
+            .iter()
+            .map(|t| self.rank * (t.d_in + t.d_out))
+            .sum())
+    }
+
     /// The projections adapted in a model of `model`'s shape, in module order; an error names
     /// a bad rank or alpha, or a target the family does not have.
     pub fn resolve(&self, model: &TransformerConfig) -> Result<Vec<LoraTarget>> {
@@ -122,26 +172,34 @@ impl LoraConfig {
         for layer in 0..model.n_layers {
             match model.family {
                 Family::Llama => {
-                    for (name, field, parent) in LLAMA_TARGETS {
+                    for (name, field, parent, shape) in LLAMA_TARGETS {
                         if wanted(name) {
+                            let (d_in, d_out) = shape.dims(model);
                             out.push(LoraTarget {
                                 path: format!("blocks.{layer}.{field}.weight"),
                                 hf_module: Some(format!("model.layers.{layer}.{parent}.{name}")),
+                                d_in,
+                                d_out,
                             });
                         }
                     }
                 }
                 Family::Gpt => {
-                    let mut fields: Vec<&str> = GPT_TARGETS
+                    let mut fields: Vec<(&str, Shape)> = GPT_TARGETS
                         .iter()
                         .filter(|(name, _)| wanted(name))
                         .flat_map(|(_, fields)| fields.iter().copied())
                         .collect();
-                    fields.sort_unstable();
-                    fields.dedup();
-                    out.extend(fields.into_iter().map(|f| LoraTarget {
-                        path: format!("enc.layers.{layer}.{f}.weight"),
-                        hf_module: None,
+                    fields.sort_unstable_by_key(|f| f.0);
+                    fields.dedup_by_key(|f| f.0);
+                    out.extend(fields.into_iter().map(|(f, shape)| {
+                        let (d_in, d_out) = shape.dims(model);
+                        LoraTarget {
+                            path: format!("enc.layers.{layer}.{f}.weight"),
+                            hf_module: None,
+                            d_in,
+                            d_out,
+                        }
                     }));
                 }
             }

@@ -1,6 +1,7 @@
 //! How much memory training a model takes, checked before it is built: a model that cannot fit
 //! is refused with both sizes rather than found out by the allocator.
 
+use crate::lora::LoraConfig;
 use crate::model::TransformerConfig;
 use crate::{NeuralError, Result};
 
@@ -43,16 +44,42 @@ fn gib(bytes: u64) -> String {
     format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
-/// Refuses to train `config` when its parameters and optimiser state
-/// ([`TRAINING_BYTES_PER_PARAM`] each) exceed `max_bytes`; the error gives both sizes.
-pub fn check_training_memory(config: &TransformerConfig, max_bytes: u64, what: &str) -> Result<()> {
+/// Bytes per frozen parameter of LoRA training: the f32 weight, the adapted weight composed
+/// in each forward pass and kept for the backward pass, and the merged copy generation uses
+/// (3 x 4 bytes). The adapters' own parameters cost [`TRAINING_BYTES_PER_PARAM`].
+pub const LORA_FROZEN_BYTES_PER_PARAM: u64 = 12;
+
+/// Refuses to train `config` (with `lora`'s adapters, or every weight) when its parameters and
+/// optimiser state ([`TRAINING_BYTES_PER_PARAM`] a trained parameter,
+/// [`LORA_FROZEN_BYTES_PER_PARAM`] a frozen one) exceed `max_bytes`; the error gives both
+/// sizes.
+pub fn check_training_memory(
+    config: &TransformerConfig,
+    lora: Option<&LoraConfig>,
+    max_bytes: u64,
+    what: &str,
+) -> Result<()> {
     let params = config
         .num_params()
         .ok_or_else(|| NeuralError::Config(format!("{what}: the parameter count overflows")))?;
-    let need = (params as u64).saturating_mul(TRAINING_BYTES_PER_PARAM);
+    let (need, how) = match lora {
+        None => (
+            (params as u64).saturating_mul(TRAINING_BYTES_PER_PARAM),
+            format!("weights, gradients, AdamW moments and an inference copy, {TRAINING_BYTES_PER_PARAM} bytes each"),
+        ),
+        Some(lora) => {
+            let adapters = lora.num_params(config)? as u64;
+            (
+                (params as u64)
+                    .saturating_mul(LORA_FROZEN_BYTES_PER_PARAM)
+                    .saturating_add(adapters.saturating_mul(TRAINING_BYTES_PER_PARAM)),
+                format!("{LORA_FROZEN_BYTES_PER_PARAM} bytes a frozen weight, {TRAINING_BYTES_PER_PARAM} for each of the {adapters} adapter parameters"),
+            )
+        }
+    };
     if need > max_bytes {
         return Err(NeuralError::Config(format!(
-            "{what} has {params} parameters: training it needs about {} (weights, gradients, AdamW moments and an inference copy, {TRAINING_BYTES_PER_PARAM} bytes each), more than the {} allowed (max_memory)",
+            "{what} has {params} parameters: training it needs about {} ({how}), more than the {} allowed (max_memory)",
             gib(need),
             gib(max_bytes)
         )));
@@ -80,8 +107,15 @@ mod tests {
     fn a_model_too_large_for_the_limit_is_refused_with_both_sizes() {
         let c = TransformerConfig::small(100, 64);
         let need = c.num_params().unwrap() as u64 * TRAINING_BYTES_PER_PARAM;
-        check_training_memory(&c, need, "the model").unwrap();
-        let e = check_training_memory(&c, need - 1, "the model")
+        check_training_memory(&c, None, need, "the model").unwrap();
+        // LoRA needs less: 12 bytes a frozen weight, 20 an adapter parameter.
+        let lora = LoraConfig::new(4, 8.0);
+        let adapters = lora.num_params(&c).unwrap() as u64;
+        assert_eq!(adapters, 4 * 4 * (4 * (96 + 96) + (96 + 384) + (384 + 96)));
+        let lora_need = c.num_params().unwrap() as u64 * 12 + adapters * 20;
+        check_training_memory(&c, Some(&lora), lora_need, "the model").unwrap();
+        assert!(check_training_memory(&c, Some(&lora), lora_need - 1, "the model").is_err());
+        let e = check_training_memory(&c, None, need - 1, "the model")
             .unwrap_err()
             .to_string();
         assert!(

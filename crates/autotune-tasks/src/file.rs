@@ -101,6 +101,21 @@ const OWN_PARAMS: &[ParamSpec] = &[
         help: "neural student: refuse a model whose training (weights, gradients, AdamW moments, 20 bytes a parameter) needs more than this (8G, 512M, bytes; auto: the machine's available memory)",
     },
     ParamSpec {
+        key: "lora_rank",
+        default: "0",
+        help: "neural student with model=DIR: train LoRA adapters of this rank instead of every weight (0: full fine-tuning)",
+    },
+    ParamSpec {
+        key: "lora_alpha",
+        default: "auto",
+        help: "neural student: the LoRA scale numerator; adapters add (lora_alpha / lora_rank) A B (auto: twice the rank)",
+    },
+    ParamSpec {
+        key: "lora_targets",
+        default: "all",
+        help: "neural student: comma-separated modules that get adapters, named as in the checkpoint (Llama/Qwen2: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj; GPT-2: c_attn,attn.c_proj,c_fc,mlp.c_proj,c_proj); all: every one",
+    },
+    ParamSpec {
         key: "chat",
         default: "auto",
         help: "neural student: render prompts with the model's chat template (auto: when it has one; on; off)",

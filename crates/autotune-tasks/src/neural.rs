@@ -574,10 +574,20 @@ impl NeuralStudent {
     /// The model of a saved student (`run --save-model`), whatever its task: for export
     /// (`autotune export-hf`). The format, version and checksum are checked.
     pub fn saved_model(text: &str) -> Result<NeuralModel> {
+        Ok(Self::saved_trainer(text)?.inference_model())
+    }
+
+    /// The trainer of a saved student (weights, LoRA adapters, optimiser state), whatever its
+    /// task: for exporting its adapters (`autotune export-hf --adapter`).
+    pub fn saved_trainer(text: &str) -> Result<Trainer> {
         let state = Self::parsed_state(text)?;
-        let trainer = Trainer::from_state(&state.trainer)
-            .map_err(|e| CoreError::Input(format!("neural-student checkpoint: {e}")))?;
-        Ok(trainer.inference_model())
+        Trainer::from_state(&state.trainer)
+            .map_err(|e| CoreError::Input(format!("neural-student checkpoint: {e}")))
+    }
+
+    /// The student's trainer.
+    pub fn trainer(&self) -> &Trainer {
+        &self.trainer
     }
 
     /// The saved state in `text` after the checks every load makes: format, version,

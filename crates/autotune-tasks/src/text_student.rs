@@ -11,9 +11,41 @@ use std::sync::Arc;
 
 use autotune_core::{CoreError, Demo, FitStats, Params, Policy, Prompt, Result, Student, Trace};
 use autotune_data::TextStudentFactory;
-use autotune_neural::{ChatMessage, NeuralModel, Tokenizer, BYTE_BOS, BYTE_PAD, BYTE_VOCAB};
+use autotune_neural::{
+    ChatMessage, LoraConfig, NeuralModel, Tokenizer, BYTE_BOS, BYTE_PAD, BYTE_VOCAB,
+};
 
 use crate::neural::{NeuralStudent, NeuralStudentConfig, TrainingParams};
+
+/// The LoRA configuration of `lora_rank`, `lora_alpha` and `lora_targets` (`None` for rank 0:
+/// full fine-tuning). Targets are checked against the model when it is loaded.
+fn lora_config(p: &Params) -> Result<Option<LoraConfig>> {
+    let rank: usize = p.get_checked("lora_rank", "an integer in 0..=4096", |r: usize| r <= 4096)?;
+    if rank == 0 {
+        return Ok(None);
+    }
+    let alpha = match p.raw("lora_alpha").unwrap_or("auto").trim() {
+        "auto" => 2.0 * rank as f64,
+        text => text
+            .parse::<f64>()
+            .ok()
+            .filter(|a| a.is_finite() && *a > 0.0)
+            .ok_or_else(|| CoreError::BadParam {
+                key: "lora_alpha".into(),
+                value: text.into(),
+                expected: "auto or a positive number".into(),
+            })?,
+    };
+    let targets = match p.raw("lora_targets").unwrap_or("all").trim() {
+        "all" | "" => Vec::new(),
+        list => list.split(',').map(|t| t.trim().to_string()).collect(),
+    };
+    Ok(Some(LoraConfig {
+        rank,
+        alpha,
+        targets,
+    }))
+}
 
 /// Makes the neural students of a text task (see the module documentation).
 pub struct NeuralTextFactory {
@@ -54,9 +86,16 @@ impl NeuralTextFactory {
         };
         let bad = |e: autotune_neural::NeuralError| CoreError::Input(e.to_string());
         let model_dir = p.raw("model").unwrap_or("").trim();
+        let lora = lora_config(p)?;
+        if lora.is_some() && model_dir.is_empty() {
+            return Err(CoreError::Invalid(
+                "lora_rank needs model=DIR: adapters fine-tune a loaded checkpoint, a model trained from scratch trains every weight".into(),
+            ));
+        }
         let (tokenizer, base, source) = if model_dir.is_empty() {
             autotune_neural::check_training_memory(
                 &training.model(BYTE_VOCAB, max_len),
+                None,
                 max_memory,
                 "the student model",
             )
@@ -71,6 +110,7 @@ impl NeuralTextFactory {
             // Sized from config.json before any weight is read.
             autotune_neural::check_training_memory(
                 &NeuralModel::hf_config(dir).map_err(bad)?,
+                lora.as_ref(),
                 max_memory,
                 &format!("the model in {model_dir}"),
             )
@@ -117,7 +157,12 @@ impl NeuralTextFactory {
         // never ends on by itself.
         let marker = if base.is_some() { eos } else { BYTE_PAD };
         let max_len = model.max_len;
-        let cfg = training.student(model, seed, pad, (eos, marker), max_len / 2);
+        if let Some(lora) = &lora {
+            lora.resolve(&model)
+                .map_err(|e| CoreError::Invalid(e.to_string()))?;
+        }
+        let mut cfg = training.student(model, seed, pad, (eos, marker), max_len / 2);
+        cfg.trainer.lora = lora;
         Ok(Self {
             cfg,
             tokenizer: Arc::new(tokenizer),
@@ -323,6 +368,92 @@ mod tests {
         // A saved student loads and answers the same.
         let back = f.load_student(&s.save().unwrap()).unwrap();
         assert_eq!(back.generate_batch(&prompts), out);
+    }
+
+    /// `lora_rank`: the student trains adapters on the named projections only; LoRA without
+    /// a checkpoint is refused.
+    #[test]
+    fn lora_students_train_adapters_on_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = autotune_neural::TransformerConfig {
+            family: autotune_neural::Family::Llama,
+            d_model: 32,
+            n_layers: 2,
+            n_heads: 2,
+            d_ff: 64,
+            ..autotune_neural::TransformerConfig::small(400, 128)
+        };
+        NeuralModel::new(config, 3)
+            .unwrap()
+            .save_hf(dir.path())
+            .unwrap();
+        for f in ["tokenizer.json", "tokenizer_config.json"] {
+            std::fs::copy(fixtures().join("tokenizer-bpe").join(f), dir.path().join(f)).unwrap();
+        }
+        let path = dir.path().display().to_string();
+        let lora = [
+            ("model", path.as_str()),
+            ("lora_rank", "2"),
+            ("lora_targets", "q_proj, down_proj"),
+            ("min_steps", "3"),
+            ("max_steps", "3"),
+            ("max_len", "128"),
+        ];
+        let f = NeuralTextFactory::new(&params(&lora), 0).unwrap();
+        let l = f.cfg.trainer.lora.clone().unwrap();
+        assert_eq!((l.rank, l.alpha), (2, 4.0));
+        let base = f.base.clone().unwrap();
+        let mut s = NeuralStudent::from_model(f.cfg.clone(), &base).unwrap();
+        let before = s.trainer().model().lora_factors();
+        let keys: Vec<&String> = before.keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "blocks.0.down.weight",
+                "blocks.0.q.weight",
+                "blocks.1.down.weight",
+                "blocks.1.q.weight"
+            ]
+        );
+        let student_prompt = |s: &str| text_prompt(0, s);
+        let mut text = NeuralTextStudent {
+            inner: NeuralStudent::from_model(f.cfg.clone(), &base).unwrap(),
+            tokenizer: f.tokenizer.clone(),
+            chat: false,
+            max_len: f.cfg.model.max_len,
+            eos: f.cfg.eos,
+        };
+        let demo = Demo {
+            prompt: student_prompt("What is 2+2?"),
+            trace: Trace::new(autotune_data::encode("4"), 1),
+        };
+        text.fit(std::slice::from_ref(&demo)).unwrap();
+        let after = text.inner.trainer().model().lora_factors();
+        assert!(
+            before.iter().all(|(k, (_, b))| after[k].1 != *b),
+            "B did not move"
+        );
+        // The base weights are frozen: the embedding is the checkpoint's.
+        let tok = |g: &autotune_neural::Gpt| {
+            g.tok
+                .weight
+                .val()
+                .into_data()
+                .iter::<f32>()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(tok(text.inner.trainer().model()), tok(base.gpt()));
+        s.fit(std::slice::from_ref(&demo)).unwrap();
+
+        let e = NeuralTextFactory::new(&params(&[("lora_rank", "4")]), 0).unwrap_err();
+        assert!(e.to_string().contains("lora_rank needs model=DIR"), "{e}");
+        let mut bad = lora.to_vec();
+        bad[2] = ("lora_targets", "c_fc");
+        let e = NeuralTextFactory::new(&params(&bad), 0).unwrap_err();
+        assert!(e.to_string().contains("no target module `c_fc`"), "{e}");
+        bad[2] = ("lora_alpha", "0");
+        let e = NeuralTextFactory::new(&params(&bad), 0).unwrap_err();
+        assert!(e.to_string().contains("lora_alpha"), "{e}");
     }
 
     /// A Hugging Face model with a tokenizer and chat template: prompts go through the

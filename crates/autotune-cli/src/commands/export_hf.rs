@@ -4,13 +4,16 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use autotune_core::Params;
-use autotune_neural::{Family, GenerateOptions, NeuralModel};
+use autotune_neural::{write_peft_adapter, Family, GenerateOptions, NeuralModel};
 use autotune_tasks::checkpoint::Checkpoint;
 use autotune_tasks::neural::NeuralStudent;
 
 use crate::args::ExportHfArgs;
 
 pub fn run(a: ExportHfArgs) -> Result<()> {
+    if a.adapter {
+        return export_adapter(&a);
+    }
     let (model, saved) = load_any(&a.source)?;
     // The check's task: --check-task, else a saved student's own.
     let check_task = match (&a.check_task, &saved) {
@@ -48,6 +51,55 @@ pub fn run(a: ExportHfArgs) -> Result<()> {
         let n = write_check(&model, (&task, &params, seed), &a, &path)?;
         println!("wrote {} ({n} held-out prompts of {task})", path.display());
     }
+    Ok(())
+}
+
+/// `--adapter`: a saved student's LoRA adapters as a PEFT adapter directory, the base model
+/// named by the student's `model` parameter.
+fn export_adapter(a: &ExportHfArgs) -> Result<()> {
+    if !a.source.is_file() {
+        bail!(
+            "{}: --adapter exports the adapters of a saved student (run --save-model FILE with lora_rank), not a directory",
+            a.source.display()
+        );
+    }
+    let c = Checkpoint::read(&a.source)?;
+    let trainer = NeuralStudent::saved_trainer(&c.student).with_context(|| {
+        format!(
+            "{}: the student of task {} is not a neural student",
+            a.source.display(),
+            c.task
+        )
+    })?;
+    let Some(lora) = &trainer.config().lora else {
+        bail!(
+            "{}: the student trained every weight (no lora_rank): export the model without --adapter",
+            a.source.display()
+        );
+    };
+    for file in [
+        autotune_neural::PEFT_ADAPTER_WEIGHTS,
+        autotune_neural::PEFT_ADAPTER_CONFIG,
+    ] {
+        if a.out.join(file).exists() && !a.force {
+            bail!(
+                "{} already holds an adapter ({file}); pass --force to replace it",
+                a.out.display()
+            );
+        }
+    }
+    let base = c.task_params.raw("model").filter(|m| !m.trim().is_empty());
+    let factors = trainer.model().lora_factors();
+    write_peft_adapter(&a.out, trainer.model_config(), lora, &factors, base)?;
+    let params: usize = factors.values().map(|(x, y)| x.len() + y.len()).sum();
+    println!(
+        "wrote {} (PEFT LoRA adapter: rank {}, alpha {}, {} modules, {params} parameters; base {})",
+        a.out.display(),
+        lora.rank,
+        lora.alpha,
+        factors.len(),
+        base.unwrap_or("unnamed")
+    );
     Ok(())
 }
 

@@ -26,17 +26,6 @@ pub const PEFT_ADAPTER_WEIGHTS: &str = "adapter_model.safetensors";
 /// The prefix PEFT puts before the base model's module names.
 const PREFIX: &str = "base_model.model.";
 
-/// `(d_in, d_out)` of a Llama-family projection, by its Hugging Face name.
-fn dims(config: &TransformerConfig, name: &str) -> (usize, usize) {
-    let (d, kv) = (config.d_model, config.kv_heads() * config.head_dim());
-    match name.rsplit('.').next().unwrap_or(name) {
-        "k_proj" | "v_proj" => (d, kv),
-        "gate_proj" | "up_proj" => (d, config.d_ff),
-        "down_proj" => (config.d_ff, d),
-        _ => (d, d),
-    }
-}
-
 fn llama_only(config: &TransformerConfig, path: &Path) -> Result<()> {
     if config.family != Family::Llama {
         return Err(err(
@@ -74,7 +63,7 @@ pub fn read_peft_adapter(
     let mut factors = BTreeMap::new();
     for target in targets {
         let module = target.hf_module.expect("Llama targets name their module");
-        let (d_in, d_out) = dims(config, &module);
+        let (d_in, d_out) = (target.d_in, target.d_out);
         let r = lora.rank;
         let a = tensors
             .take(&format!("{PREFIX}{module}.lora_A.weight"), &[r, d_in])
@@ -187,7 +176,7 @@ pub fn write_peft_adapter(
             .hf_module
             .as_deref()
             .expect("Llama targets name their module");
-        let (d_in, d_out) = dims(config, module);
+        let (d_in, d_out) = (target.d_in, target.d_out);
         let (a, b) = factors.get(&target.path).ok_or_else(|| {
             err(
                 &weights,
