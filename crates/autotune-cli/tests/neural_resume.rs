@@ -457,7 +457,7 @@ fn a_saved_student_exports_to_a_hugging_face_directory_that_generates_the_same()
     // The student itself, from its file, gives the same tokens.
     let c = Checkpoint::read(&student).unwrap();
     assert_eq!(check["task"], "arith");
-    let own = NeuralStudent::saved_model(&c.student).unwrap();
+    let own = NeuralStudent::saved_model(&c.student, None).unwrap();
     assert_eq!(
         own.generate(&prompts, &autotune_neural::GenerateOptions::greedy(n, None))
             .unwrap(),

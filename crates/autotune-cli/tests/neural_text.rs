@@ -244,6 +244,14 @@ fn lora_fine_tunes_a_checkpoint_and_exports_a_peft_adapter() {
     ]);
     assert_ne!(code, 0);
     assert!(stderr.contains("no lora_rank"), "{stderr}");
+    // The LoRA student is saved as its adapters over the base's digest, not every weight.
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(
+        size(&saved) * 2 < size(&full),
+        "LoRA student {} bytes, full {} bytes",
+        size(&saved),
+        size(&full)
+    );
 
     // Bad LoRA parameters: one line each, before any run.
     for (param, want) in [

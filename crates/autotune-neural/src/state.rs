@@ -14,16 +14,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
-use burn::module::{Module, ModuleVisitor, Param};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
 use burn::store::burn_pack::{Reader, Scalar, Tensor as PackTensor, Writer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, DType, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::lora::LoraInit;
-use crate::model::{Gpt, TransformerConfig};
+use crate::model::{Gpt, NeuralModel, TransformerConfig};
 use crate::train::{Trainer, TrainerConfig};
 use crate::{NeuralError, Result};
 
@@ -58,6 +59,11 @@ pub struct TrainerState {
     /// AdamW's state: a burnpack container (moments per parameter id, step counts and ranks
     /// as scalars), base64.
     pub optimizer: String,
+    /// LoRA: `weights` holds the adapters only, and this is the SHA-256 of the frozen weights
+    /// they were trained on ([`frozen_digest`]); the state is loaded over that base with
+    /// [`Trainer::from_state_on`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_sha256: Option<String>,
 }
 
 fn state_err(message: impl Into<String>) -> NeuralError {
@@ -170,10 +176,66 @@ fn params_of(model: &Gpt) -> Vec<(String, u64, Vec<usize>)> {
     p.list
 }
 
-fn weights_pack(model: &Gpt) -> Result<Pack> {
-    let bytes = model
-        .clone()
-        .into_record()
+/// The ids of the LoRA adapters' factors (`<weight>.lora.a`, `.lora.b`) and, when `digest` is
+/// set, a SHA-256 of every other (frozen) weight: its path, shape and f32 bytes, in module
+/// order.
+#[derive(Default)]
+struct Frozen {
+    path: Vec<String>,
+    adapters: Vec<ParamId>,
+    digest: Option<Sha256>,
+}
+
+impl ModuleVisitor for Frozen {
+    fn enter_module(&mut self, name: &str, _container_type: &str) {
+        self.path.push(name.to_string());
+    }
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let path = self.path.join(".");
+        if path.ends_with(".lora.a") || path.ends_with(".lora.b") {
+            self.adapters.push(param.id);
+            return;
+        }
+        let Some(digest) = &mut self.digest else {
+            return;
+        };
+        let value = param.val();
+        digest.update(path.as_bytes());
+        for d in value.dims() {
+            digest.update((d as u64).to_le_bytes());
+        }
+        for x in value.into_data().iter::<f32>() {
+            digest.update(x.to_le_bytes());
+        }
+    }
+}
+
+/// The SHA-256 (hex) of a model's frozen weights: every weight but the LoRA adapters' factors.
+/// A state of adapters only is loaded over a base whose digest is the one it records.
+pub fn frozen_digest(model: &Gpt) -> String {
+    let mut f = Frozen {
+        digest: Some(Sha256::new()),
+        ..Frozen::default()
+    };
+    model.visit(&mut f);
+    hex(&f.digest.expect("set above").finalize())
+}
+
+/// The weights a state records: all of them, or with LoRA the adapters only.
+fn weights_pack(model: &Gpt, lora: bool) -> Result<Pack> {
+    let record = if lora {
+        let mut f = Frozen::default();
+        model.visit(&mut f);
+        model
+            .clone()
+            .into_record_group(ParamGroup::from_ids(f.adapters))
+    } else {
+        model.clone().into_record()
+    };
+    let bytes = record
         .into_bytes()
         .map_err(|e| state_err(format!("cannot record the weights: {e}")))?;
     Pack::read(&bytes, "weights")
@@ -353,7 +415,7 @@ impl TrainerState {
 impl Trainer {
     /// The complete training state (see [`TrainerState`]).
     pub fn state(&self) -> Result<TrainerState> {
-        let weights = weights_pack(&self.model)?.write("weights")?;
+        let weights = weights_pack(&self.model, self.base_digest.is_some())?.write("weights")?;
         let optimizer = optimizer_pack(self)?.write("optimiser state")?;
         Ok(TrainerState {
             format: TRAINER_STATE_FORMAT.into(),
@@ -368,13 +430,28 @@ impl Trainer {
             },
             weights: b64().encode(weights),
             optimizer: b64().encode(optimizer),
+            base_sha256: self.base_digest.clone(),
         })
     }
 
     /// The trainer `state` describes, ready to continue exactly where it was saved. A state of
     /// another format or version, an invalid configuration, or weights and optimiser state
-    /// that do not match the model give a [`NeuralError::State`] (never a panic).
+    /// that do not match the model give a [`NeuralError::State`] (never a panic). A state of
+    /// LoRA adapters needs its base ([`Trainer::from_state_on`]) unless the base is the
+    /// seeded initialisation of a trainer made by [`Trainer::new`].
     pub fn from_state(state: &TrainerState) -> Result<Self> {
+        Self::from_state_over(state, None)
+    }
+
+    /// [`Trainer::from_state`] for a state of LoRA adapters (`base_sha256` set) trained on
+    /// `base`: the adapters and their optimiser state are loaded over `base`'s weights, which
+    /// must be the ones they were trained on (checked by their SHA-256). A state of all the
+    /// weights ignores `base`.
+    pub fn from_state_on(state: &TrainerState, base: &NeuralModel) -> Result<Self> {
+        Self::from_state_over(state, Some(base))
+    }
+
+    fn from_state_over(state: &TrainerState, base: Option<&NeuralModel>) -> Result<Self> {
         if state.format != TRAINER_STATE_FORMAT {
             return Err(state_err(format!(
                 "format `{}`, expected `{TRAINER_STATE_FORMAT}`",
@@ -434,8 +511,24 @@ impl Trainer {
         }
 
         let device = crate::cpu_device().autodiff();
-        // The initial values are all replaced; the seed only keeps this deterministic.
-        let fresh = Gpt::new(&state.model, &device, state.trainer.seed)?;
+        let adapters_only = state.base_sha256.is_some();
+        if adapters_only && state.trainer.lora.is_none() {
+            return Err(state_err(
+                "it records a base model's digest but no LoRA configuration",
+            ));
+        }
+        let fresh = match base.filter(|_| adapters_only) {
+            Some(b) if b.config != state.model => {
+                return Err(state_err(format!(
+                    "the base model's configuration {:?} is not the state's {:?}",
+                    b.config, state.model
+                )))
+            }
+            Some(b) => b.gpt.clone().fork(&device).train(),
+            // The initial values are all replaced (but for a LoRA state over the seeded
+            // initialisation); the seed keeps this deterministic.
+            None => Gpt::new(&state.model, &device, state.trainer.seed)?,
+        };
         let fresh = match &state.trainer.lora {
             Some(lora) => fresh
                 .with_lora(&state.model, lora, LoraInit::Seed(state.trainer.seed))
@@ -443,7 +536,8 @@ impl Trainer {
             None => fresh,
         };
         let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights))
-            .map_err(|e| state_err(format!("the weights cannot be read: {e}")))?;
+            .map_err(|e| state_err(format!("the weights cannot be read: {e}")))?
+            .allow_partial(adapters_only);
         let model = fresh
             .try_load_record(record)
             .map_err(|e| state_err(format!("the weights do not match the model config: {e}")))?;
@@ -461,6 +555,14 @@ impl Trainer {
 
         let mut trainer =
             Self::with_model(state.model.clone(), state.trainer.clone(), model, device)?;
+        if let (Some(want), Some(got)) = (&state.base_sha256, &trainer.base_digest) {
+            if got != want {
+                return Err(state_err(match base {
+                    None => "it holds LoRA adapters only and is loaded over the base model they were trained on (Trainer::from_state_on)".to_string(),
+                    Some(_) => format!("the base model is not the one its adapters were trained on (SHA-256 of the frozen weights {got}, the state records {want})"),
+                }));
+            }
+        }
         trainer.optim = trainer
             .optim
             .clone()
@@ -471,7 +573,7 @@ impl Trainer {
 
         // What the rebuilt trainer holds is exactly what was saved (burn skips optimiser state
         // it cannot rebuild, e.g. a missing step count, instead of failing).
-        if weights_pack(&trainer.model)? != wpack {
+        if weights_pack(&trainer.model, adapters_only)? != wpack {
             return Err(state_err(
                 "the weights do not read back as saved from the rebuilt model",
             ));
@@ -492,7 +594,7 @@ mod tests {
     use crate::GenerateOptions;
 
     fn weights_of(t: &Trainer) -> Vec<Vec<u8>> {
-        weights_pack(t.model())
+        weights_pack(t.model(), false)
             .unwrap()
             .tensors
             .into_values()

@@ -116,6 +116,9 @@ pub struct Trainer {
     /// The minibatch sampler.
     pub(crate) rng: ChaCha8Rng,
     device: Device,
+    /// With LoRA: the SHA-256 of the frozen weights ([`crate::state::frozen_digest`]), which
+    /// the trainer state records instead of the weights themselves.
+    pub(crate) base_digest: Option<String>,
 }
 
 impl Trainer {
@@ -178,6 +181,10 @@ impl Trainer {
             ));
         }
         let rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x5eed_ba7c_4e55_0001);
+        let base_digest = config
+            .lora
+            .is_some()
+            .then(|| crate::state::frozen_digest(&model));
         Ok(Self {
             model_config,
             optim: adamw.init(),
@@ -186,6 +193,7 @@ impl Trainer {
             step: 0,
             rng,
             device,
+            base_digest,
         })
     }
 

@@ -186,10 +186,33 @@ fn adapters_written_read_back_and_the_state_resumes() {
     };
     assert_eq!(back, factors);
 
-    // The training state holds the adapters and their AdamW moments: resumed, the next step
-    // is the same step.
+    // The training state holds the adapters and their AdamW moments, and the digest of the
+    // frozen base instead of its weights: resumed over that base, the next step is the same.
     let state = trainer.state().unwrap();
-    let mut resumed = Trainer::from_state(&state).unwrap();
+    assert!(state.base_sha256.is_some());
+    let full = Trainer::from_model(&base, trainer_config(&want, None))
+        .unwrap()
+        .state()
+        .unwrap();
+    assert!(
+        state.weights.len() * 4 < full.weights.len(),
+        "adapters {} vs all weights {} (base64 bytes)",
+        state.weights.len(),
+        full.weights.len()
+    );
+    let e = Trainer::from_state(&state).err().unwrap().to_string();
+    assert!(e.contains("from_state_on"), "{e}");
+    let mut other = Trainer::from_model(&base, trainer_config(&want, None)).unwrap();
+    other.train_step(&batch).unwrap();
+    let e = Trainer::from_state_on(&state, &other.inference_model())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("not the one its adapters were trained on"),
+        "{e}"
+    );
+    let mut resumed = Trainer::from_state_on(&state, &base).unwrap();
     assert_eq!(state.difference(&resumed.state().unwrap()).unwrap(), None);
     assert_eq!(
         trainer.train_step(&batch).unwrap(),

@@ -495,6 +495,17 @@ fn model_summary(m: &TransformerConfig) -> String {
     )
 }
 
+/// A trainer from its state, over `base` when the state holds LoRA adapters only.
+fn restore(
+    state: &autotune_neural::TrainerState,
+    base: Option<&NeuralModel>,
+) -> autotune_neural::Result<Trainer> {
+    match base {
+        Some(base) => Trainer::from_state_on(state, base),
+        None => Trainer::from_state(state),
+    }
+}
+
 impl NeuralStudent {
     /// The complete state as JSON (see [`NeuralStudent::load`]): the trainer's state (weights,
     /// AdamW moments and step counts, step, sampler position, model and trainer configs), the
@@ -520,6 +531,16 @@ impl NeuralStudent {
     /// such a state, another format version, a failed checksum, or another model or training
     /// configuration give an error that says which.
     pub fn load(expected: &NeuralStudentConfig, text: &str) -> Result<Self> {
+        Self::load_on(expected, text, None)
+    }
+
+    /// [`NeuralStudent::load`] of a student that trained LoRA adapters on `base` (a loaded
+    /// checkpoint): its state holds the adapters only, loaded over `base`'s weights.
+    pub fn load_on(
+        expected: &NeuralStudentConfig,
+        text: &str,
+        base: Option<&NeuralModel>,
+    ) -> Result<Self> {
         let bad = |m: String| CoreError::Input(format!("neural-student checkpoint: {m}"));
         let state = Self::checked_state(expected, text)?;
         let model = &state.trainer.model;
@@ -545,7 +566,7 @@ impl NeuralStudent {
             .map(|(i, r)| r.example(i, model))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(bad)?;
-        let trainer = Trainer::from_state(&state.trainer).map_err(|e| bad(e.to_string()))?;
+        let trainer = restore(&state.trainer, base).map_err(|e| bad(e.to_string()))?;
         let mut cfg = expected.clone();
         cfg.trainer.seed = state.trainer.trainer.seed;
         let inference = Mutex::new(trainer.inference_model());
@@ -573,16 +594,24 @@ impl NeuralStudent {
 
     /// The model of a saved student (`run --save-model`), whatever its task: for export
     /// (`autotune export-hf`). The format, version and checksum are checked.
-    pub fn saved_model(text: &str) -> Result<NeuralModel> {
-        Ok(Self::saved_trainer(text)?.inference_model())
+    /// `base`: the checkpoint a LoRA student's adapters were trained on.
+    pub fn saved_model(text: &str, base: Option<&NeuralModel>) -> Result<NeuralModel> {
+        Ok(Self::saved_trainer(text, base)?.inference_model())
     }
 
     /// The trainer of a saved student (weights, LoRA adapters, optimiser state), whatever its
-    /// task: for exporting its adapters (`autotune export-hf --adapter`).
-    pub fn saved_trainer(text: &str) -> Result<Trainer> {
+    /// task: for exporting its adapters (`autotune export-hf --adapter`). `base`: the
+    /// checkpoint a LoRA student's adapters were trained on.
+    pub fn saved_trainer(text: &str, base: Option<&NeuralModel>) -> Result<Trainer> {
         let state = Self::parsed_state(text)?;
-        Trainer::from_state(&state.trainer)
+        restore(&state.trainer, base)
             .map_err(|e| CoreError::Input(format!("neural-student checkpoint: {e}")))
+    }
+
+    /// Whether the saved student `text` holds LoRA adapters only, to be loaded over the
+    /// checkpoint they were trained on.
+    pub fn saved_needs_base(text: &str) -> Result<bool> {
+        Ok(Self::parsed_state(text)?.trainer.base_sha256.is_some())
     }
 
     /// The student's trainer.

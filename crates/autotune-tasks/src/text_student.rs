@@ -196,7 +196,10 @@ impl TextStudentFactory for NeuralTextFactory {
     }
 
     fn load_student(&self, state: &str) -> Result<Box<dyn Student>> {
-        Ok(Box::new(self.wrap(NeuralStudent::load(&self.cfg, state)?)))
+        let base = self.base.as_deref();
+        Ok(Box::new(
+            self.wrap(NeuralStudent::load_on(&self.cfg, state, base)?),
+        ))
     }
 }
 

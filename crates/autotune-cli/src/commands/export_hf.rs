@@ -64,7 +64,8 @@ fn export_adapter(a: &ExportHfArgs) -> Result<()> {
         );
     }
     let c = Checkpoint::read(&a.source)?;
-    let trainer = NeuralStudent::saved_trainer(&c.student).with_context(|| {
+    let base = saved_base(&c)?;
+    let trainer = NeuralStudent::saved_trainer(&c.student, base.as_ref()).with_context(|| {
         format!(
             "{}: the student of task {} is not a neural student",
             a.source.display(),
@@ -140,12 +141,27 @@ fn write_check(
     Ok(prompts.len())
 }
 
+/// The checkpoint a saved LoRA student's adapters were trained on (its task's `model`
+/// parameter), loaded when the student's state holds the adapters only.
+fn saved_base(c: &Checkpoint) -> Result<Option<NeuralModel>> {
+    if !NeuralStudent::saved_needs_base(&c.student).unwrap_or(false) {
+        return Ok(None);
+    }
+    let Some(dir) = c.task_params.raw("model").filter(|m| !m.trim().is_empty()) else {
+        bail!("the saved student holds LoRA adapters but its task names no base model (model=DIR)");
+    };
+    let base = NeuralModel::load_hf(dir)
+        .with_context(|| format!("the base model of the saved student's adapters, {dir}"))?;
+    Ok(Some(base))
+}
+
 /// A saved student file (with its checkpoint), an autotune-neural checkpoint directory, or a
 /// Hugging Face directory (told apart by `config.json`'s `model_type`).
 fn load_any(source: &Path) -> Result<(NeuralModel, Option<Checkpoint>)> {
     if source.is_file() {
         let c = Checkpoint::read(source)?;
-        let model = NeuralStudent::saved_model(&c.student).with_context(|| {
+        let base = saved_base(&c)?;
+        let model = NeuralStudent::saved_model(&c.student, base.as_ref()).with_context(|| {
             format!(
                 "{}: the student of task {} is not a neural student",
                 source.display(),
