@@ -22,8 +22,12 @@ cp target/release/autotune target/release/examples/arith_file "$work/"
 arith=(--param max_digits=4 --param mul_max_digits=1)
 student=(--param d_model=64 --param layers=2 --param lr=0.005 --param schedule=cosine
   --param min_steps=100)
+# init_demos=64: the first phase of both strategies is d = 64 demonstrations, the built-in
+# task's d (a task file's d is its pool size, 50,000 here, which would make uniform's first
+# phase the whole pool).
 strategy=(--strategies uniform,autotune-cex --strategy-param batch=64
-  --strategy-param certificate=naive --eps "$eps" --seeds "$seeds")
+  --strategy-param init_demos=64 --strategy-param certificate=naive --eps "$eps"
+  --seeds "$seeds")
 "$work/arith_file" "$work/file" "$n" "${arith[@]}"
 test_frac=$(python3 -c "print(2000 / $n)")
 "$work/autotune" compare --tasks "$work/file/tasks.jsonl" \

@@ -230,6 +230,12 @@ fn lora_fine_tunes_a_checkpoint_and_exports_a_peft_adapter() {
     let merged = tmp.path().join("merged");
     let (code, _, stderr) = export(&[saved.to_str().unwrap(), merged.to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
+    assert!(
+        merged.join("tokenizer.json").is_file() && merged.join("chat_template.jinja").is_file()
+    );
+    // The base's tokenizer and chat template travel with the export.
+    let tok = autotune_neural::Tokenizer::from_hf_dir(&merged).unwrap();
+    assert!(tok.has_chat_template());
     let merged = autotune_neural::NeuralModel::load_hf(&merged).unwrap();
     assert_eq!(merged.num_params(), base.num_params());
 
@@ -267,4 +273,62 @@ fn lora_fine_tunes_a_checkpoint_and_exports_a_peft_adapter() {
         assert_ne!(code, 0, "{param}");
         assert!(stderr.contains(want), "{param}: {stderr}");
     }
+}
+
+/// A student trained from scratch on a task file is exported with the byte tokenizer, which
+/// reads back with the ids the student was trained on. (Its head has a bias, which GPT-2 has
+/// not: the export moves it into the final norm, which needs a width of at least the 259
+/// byte tokens.)
+#[test]
+fn a_byte_student_is_exported_with_its_tokenizer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tasks(tmp.path());
+    let saved = tmp.path().join("student.json");
+    let out = tmp.path().join("run");
+    let mut args = vec![
+        "run",
+        "--tasks",
+        file.to_str().unwrap(),
+        "--verifier",
+        "numeric",
+        "--student",
+        "neural",
+        "--strategy",
+        "uniform",
+        "--eps",
+        "0.1",
+        "--max-demos",
+        "16",
+        "--save-model",
+        saved.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    for p in [
+        "d_model=264",
+        "layers=1",
+        "heads=2",
+        "max_len=64",
+        "batch=8",
+        "min_steps=10",
+        "max_steps=10",
+    ] {
+        args.extend(["--param", p]);
+    }
+    let (code, _, stderr) = autotune(&args);
+    assert_eq!(code, 0, "{stderr}");
+    let hf = tmp.path().join("hf");
+    let (code, stdout, stderr) =
+        autotune(&["export-hf", saved.to_str().unwrap(), hf.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("tokenizer: the byte tokenizer"), "{stdout}");
+    let tok = autotune_neural::Tokenizer::from_hf_dir(&hf).unwrap();
+    let text = "Copy the digit: 7 (item 1)";
+    assert_eq!(
+        tok.encode(text).unwrap(),
+        text.bytes().map(u32::from).collect::<Vec<_>>()
+    );
+    assert_eq!(tok.eos(), vec![autotune_neural::BYTE_EOS]);
+    let model = autotune_neural::NeuralModel::load_hf(&hf).unwrap();
+    assert_eq!(model.config().vocab, autotune_neural::BYTE_VOCAB);
 }

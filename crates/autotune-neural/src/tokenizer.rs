@@ -66,6 +66,28 @@ fn err(path: &Path, message: impl Into<String>) -> NeuralError {
     }
 }
 
+/// GPT-2's printable stand-ins for the 256 bytes (`bytes_to_unicode`), which byte-level BPE
+/// vocabularies are written in: index `b` is byte `b`'s character.
+fn byte_chars() -> Vec<char> {
+    let printable = |b: u32| {
+        (u32::from(b'!')..=u32::from(b'~')).contains(&b)
+            || (0xA1..=0xAC).contains(&b)
+            || (0xAE..=0xFF).contains(&b)
+    };
+    let mut next = 256;
+    (0u32..256)
+        .map(|b| {
+            let c = if printable(b) {
+                b
+            } else {
+                next += 1;
+                next - 1
+            };
+            char::from_u32(c).expect("below 0x200")
+        })
+        .collect()
+}
+
 /// A special token of `tokenizer_config.json`: a string, or an added-token object with its
 /// `content`.
 fn token_text(v: Option<&Value>) -> Option<String> {
@@ -152,6 +174,62 @@ impl Tokenizer {
             eos_text,
             chat_template,
         })))
+    }
+
+    /// Writes the byte tokenizer as a Hugging Face tokenizer (`tokenizer.json`,
+    /// `tokenizer_config.json`) that transformers' `AutoTokenizer` and [`Tokenizer::from_hf_dir`]
+    /// read with the same ids: a byte-level BPE without merges whose token for byte `b` has id
+    /// `b`, the special tokens `<pad>` (256), `<s>` (257) and `</s>` (258), and a start token
+    /// put before the text when special tokens are added (transformers' default), as the
+    /// student saw its prompts. (Unlike [`Tokenizer::Bytes`], a Hugging Face tokenizer reads
+    /// the text `<s>` as the special token.)
+    pub fn save_byte_tokenizer(dir: impl AsRef<Path>) -> Result<()> {
+        let dir = dir.as_ref();
+        crate::create_dir(dir)?;
+        let vocab: serde_json::Map<String, Value> = byte_chars()
+            .iter()
+            .enumerate()
+            .map(|(b, c)| (c.to_string(), Value::from(b)))
+            .collect();
+        let special = |id: TokenId, content: &str| {
+            serde_json::json!({"id": id, "content": content, "single_word": false,
+                "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+        };
+        let tokenizer = serde_json::json!({
+            "version": "1.0",
+            "truncation": null,
+            "padding": null,
+            "added_tokens": [special(BYTE_PAD, "<pad>"), special(BYTE_BOS, "<s>"), special(BYTE_EOS, "</s>")],
+            "normalizer": null,
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+            "post_processor": {
+                "type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                         {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {"<s>": {"id": "<s>", "ids": [BYTE_BOS], "tokens": ["<s>"]}}
+            },
+            "decoder": {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false},
+            "model": {"type": "BPE", "dropout": null, "unk_token": null, "continuing_subword_prefix": null,
+                      "end_of_word_suffix": null, "fuse_unk": false, "byte_fallback": false,
+                      "ignore_merges": false, "vocab": vocab, "merges": []}
+        });
+        let config = serde_json::json!({
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "pad_token": "<pad>",
+            "model_max_length": 1_000_000_000_000_000_000u64,
+            "made_by": "autotune-neural (the byte tokenizer)",
+        });
+        for (name, value) in [
+            ("tokenizer.json", tokenizer),
+            ("tokenizer_config.json", config),
+        ] {
+            let text = serde_json::to_string_pretty(&value).expect("JSON serialises");
+            crate::write_file(&dir.join(name), text.as_bytes())?;
+        }
+        Ok(())
     }
 
     /// Ids from 0 to `vocab_size() - 1` (added tokens included).

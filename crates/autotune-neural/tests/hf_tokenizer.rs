@@ -91,3 +91,28 @@ fn a_broken_tokenizer_is_an_error_naming_the_file() {
     let e = t.check_fits(96, "llama-tiny").unwrap_err().to_string();
     assert!(e.contains("400 tokens") && e.contains("96"), "{e}");
 }
+
+/// The byte tokenizer written as a Hugging Face one (for `autotune export-hf`) reads back with
+/// the byte tokenizer's ids, decodings and special tokens.
+#[test]
+fn the_byte_tokenizer_as_a_hugging_face_one_keeps_its_ids() {
+    use autotune_neural::{BYTE_EOS, BYTE_PAD, BYTE_VOCAB};
+    let dir = tempfile::tempdir().unwrap();
+    Tokenizer::save_byte_tokenizer(dir.path()).unwrap();
+    let hf = Tokenizer::from_hf_dir(dir.path()).unwrap();
+    assert_eq!(hf.vocab_size(), BYTE_VOCAB);
+    assert_eq!(hf.eos(), vec![BYTE_EOS]);
+    assert_eq!(hf.pad(), Some(BYTE_PAD));
+    let all_bytes: String = (0u8..128).map(char::from).collect();
+    for text in [
+        "What is 47+85?",
+        "  leading spaces and trailing  ",
+        "Ünïcödé: ß, 東京, 🙂 and tabs\tand\nnewlines\r\n",
+        "",
+        all_bytes.as_str(),
+    ] {
+        let ids = hf.encode(text).unwrap();
+        assert_eq!(ids, Tokenizer::Bytes.encode(text).unwrap(), "{text:?}");
+        assert_eq!(hf.decode(&ids, true).unwrap(), text);
+    }
+}

@@ -46,12 +46,73 @@ pub fn run(a: ExportHfArgs) -> Result<()> {
         c.vocab,
         c.max_len
     );
+    println!(
+        "tokenizer: {}",
+        write_tokenizer(&a.source, saved.as_ref(), &a.out)?
+    );
     if let Some((task, params, seed)) = check_task {
         let path = a.out.join("autotune_check.json");
         let n = write_check(&model, (&task, &params, seed), &a, &path)?;
         println!("wrote {} ({n} held-out prompts of {task})", path.display());
     }
     Ok(())
+}
+
+/// The tokenizer files a Hugging Face checkpoint carries beside its weights.
+const TOKENIZER_FILES: &[&str] = &[
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "generation_config.json",
+];
+
+/// Writes the model's tokenizer beside it: the files of the Hugging Face directory it came
+/// from (the source itself, or a saved student's `model=DIR`), or the byte tokenizer of a
+/// task-file student trained from scratch. Says what was written.
+fn write_tokenizer(source: &Path, saved: Option<&Checkpoint>, out: &Path) -> Result<String> {
+    let from = match saved {
+        None if source.join("config.json").is_file() => Some(source.to_path_buf()),
+        None => None,
+        Some(c) => match c.task_params.raw("model").map(str::trim) {
+            Some(dir) if !dir.is_empty() => Some(Path::new(dir).to_path_buf()),
+            _ if c.task == "file" && c.task_params.raw("student") == Some("neural") => {
+                autotune_neural::Tokenizer::save_byte_tokenizer(out)?;
+                let generation = serde_json::json!({
+                    "bos_token_id": autotune_neural::BYTE_BOS,
+                    "eos_token_id": autotune_neural::BYTE_EOS,
+                    "pad_token_id": autotune_neural::BYTE_PAD,
+                });
+                std::fs::write(
+                    out.join("generation_config.json"),
+                    serde_json::to_string_pretty(&generation)?,
+                )
+                .with_context(|| format!("cannot write {}", out.display()))?;
+                return Ok("the byte tokenizer (tokenizer.json, tokenizer_config.json, generation_config.json)".into());
+            }
+            _ => None,
+        },
+    };
+    let Some(from) = from else {
+        return Ok(format!(
+            "none (the model reads the task's own token ids{})",
+            saved.map_or(String::new(), |c| format!(" of `{}`", c.task))
+        ));
+    };
+    let mut copied = Vec::new();
+    for name in TOKENIZER_FILES {
+        let file = from.join(name);
+        if file.is_file() && file != out.join(name) {
+            std::fs::copy(&file, out.join(name))
+                .with_context(|| format!("cannot copy {} to {}", file.display(), out.display()))?;
+            copied.push(*name);
+        }
+    }
+    Ok(if copied.is_empty() {
+        format!("none ({} has no tokenizer files)", from.display())
+    } else {
+        format!("{} from {}", copied.join(", "), from.display())
+    })
 }
 
 /// `--adapter`: a saved student's LoRA adapters as a PEFT adapter directory, the base model
