@@ -10,15 +10,17 @@
 //! Options: `--steps N` (timed training steps, after one warm-up step), `--batch B`, `--seq T`,
 //! `--prompt P` (prompt tokens of a sequence; also the generation prompt), `--new N` (generated
 //! tokens), `--gen-reps R` (timed generation runs, after one warm-up), `--vocab V`,
-//! `--max-len L`, `--d-model D`, `--layers N`, `--heads H`, `--uncached` (also time generation
-//! without the cache), `--dump DIR` (write the initial and trained weights, the step losses and
-//! the generated tokens, for `bench.py --check`). The last line is `RESULT {json}`: tokens/s
+//! `--max-len L`, `--d-model D`, `--layers N`, `--heads H`, `--d-ff F`, `--family llama` (with
+//! `--kv-heads K`), `--uncached` (also time generation without the cache), `--dump DIR` (write
+//! the initial and trained weights, the step losses and the generated tokens, for
+//! `bench.py --check`), `--dump-hf DIR` (the initial weights as a Hugging Face directory, for
+//! `bench/pytorch/bench_hf.py`). The last line is `RESULT {json}`: tokens/s
 //! over all timed steps and runs, and (`*_best_*`) of the fastest single step and run.
 
 use std::time::Instant;
 
 use autotune_neural::{
-    Example, GenerateOptions, NeuralModel, Trainer, TrainerConfig, TransformerConfig,
+    Example, Family, GenerateOptions, NeuralModel, Trainer, TrainerConfig, TransformerConfig,
 };
 
 /// The arith task's defaults (`crates/autotune-tasks/src/arith.rs`): `vocab_size()` is 5
@@ -58,13 +60,26 @@ pub fn run(allocator: &str) {
     let (steps, new, reps) = (arg("--steps", 30), arg("--new", 32), arg("--gen-reps", 3));
     let vocab = arg("--vocab", ARITH_VOCAB);
     let d_model = arg("--d-model", 96);
+    let llama = args
+        .iter()
+        .position(|a| a == "--family")
+        .and_then(|i| args.get(i + 1))
+        .is_some_and(|f| f == "llama");
+    let n_heads = arg("--heads", 4);
     let config = TransformerConfig {
         n_layers: arg("--layers", 4),
-        n_heads: arg("--heads", 4),
+        n_heads,
         d_model,
-        d_ff: 4 * d_model,
+        d_ff: arg("--d-ff", 4 * d_model),
+        family: if llama { Family::Llama } else { Family::Gpt },
+        n_kv_heads: llama.then(|| arg("--kv-heads", n_heads)),
         ..TransformerConfig::small(vocab, arg("--max-len", ARITH_MAX_LEN))
     };
+    let dump_hf = args
+        .iter()
+        .position(|a| a == "--dump-hf")
+        .and_then(|i| args.get(i + 1))
+        .map(std::path::PathBuf::from);
     assert!(prompt < seq && seq <= config.max_len && prompt + new <= config.max_len);
     let mut trainer = Trainer::new(
         config.clone(),
@@ -82,6 +97,12 @@ pub fn run(allocator: &str) {
         config.n_layers, config.d_model, config.n_heads, config.d_ff, config.vocab, config.max_len
     );
     let data = batch(batch_size, seq, prompt, vocab);
+    if let Some(dir) = &dump_hf {
+        trainer
+            .inference_model()
+            .save_hf(dir)
+            .expect("write the initial weights as a Hugging Face directory");
+    }
     if let Some(dir) = &dump {
         trainer
             .inference_model()
@@ -152,9 +173,11 @@ pub fn run(allocator: &str) {
          \"train_steps\":{steps},\"train_steps_per_s\":{train_steps_per_s:.4},\
          \"train_tokens_per_s\":{train_tokens_per_s:.1},\"gen_reps\":{reps},\
          \"gen_tokens_per_s\":{gen_tokens_per_s:.1},\
-         \"train_best_tokens_per_s\":{:.1},\"gen_best_tokens_per_s\":{:.1}}}",
+         \"train_best_tokens_per_s\":{:.1},\"gen_best_tokens_per_s\":{:.1},\
+         \"first_loss\":{:.6}}}",
         (batch_size * seq) as f64 / best_step,
         per_run as f64 / best_gen,
+        losses[0],
     );
 }
 
