@@ -301,6 +301,72 @@ def qwen2_lora(out: Path) -> None:
     (d / "expected.json").write_text(json.dumps(want))
 
 
+CHAT_MESSAGES = [
+    [{"role": "user", "content": "What is 47+85?"}],
+    [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "And 3+3?"},
+    ],
+]
+
+
+def qwen2_chat(out: Path) -> None:
+    # A Qwen2 with the BPE tokenizer and its chat template in one directory, as a chat model
+    # ships: chats rendered by transformers, tokenised, and greedily continued (a fixed number
+    # of tokens, not stopped at the end token), so that the whole path from messages to
+    # generated text is compared.
+    from transformers import AutoTokenizer
+
+    d = out / "qwen2-tiny-chat"
+    tok = AutoTokenizer.from_pretrained(out / "tokenizer-bpe")
+    config = Qwen2Config(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=48,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=True,
+        initializer_range=0.2,
+        bos_token_id=None,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        attn_implementation="eager",
+    )
+    torch.manual_seed(8)
+    model = perturbed(Qwen2ForCausalLM(config), 9)
+    model.save_pretrained(d, safe_serialization=True)
+    tok.save_pretrained(d)
+    rendered, ids, greedy, texts = [], [], [], []
+    with torch.no_grad():
+        for messages in CHAT_MESSAGES:
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            prompt = tok(text, add_special_tokens=False).input_ids
+            seq = list(prompt)
+            for _ in range(NEW_TOKENS):
+                seq.append(int(model(torch.tensor([seq])).logits[0, -1].argmax()))
+            rendered.append(text)
+            ids.append(prompt)
+            greedy.append(seq[len(prompt):])
+            texts.append(tok.decode(seq[len(prompt):], skip_special_tokens=False))
+    want = {
+        "made_by": "scripts/make_hf_fixtures.py",
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "messages": CHAT_MESSAGES,
+        "rendered": rendered,
+        "prompt_ids": ids,
+        "new_tokens": NEW_TOKENS,
+        "greedy": greedy,
+        "greedy_text": texts,
+    }
+    (d / "expected.json").write_text(json.dumps(want, ensure_ascii=False))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out", nargs="?", default="crates/autotune-neural/tests/fixtures/hf")
@@ -314,6 +380,7 @@ def main() -> None:
         "qwen2-tiny": qwen2,
         "tokenizer-bpe": tokenizer,
         "qwen2-tiny-lora": qwen2_lora,
+        "qwen2-tiny-chat": qwen2_chat,
     }
     for name, make in makers.items():
         if args.only in (None, name):

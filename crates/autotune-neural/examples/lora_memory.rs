@@ -37,7 +37,7 @@ fn gib(bytes: u64) -> f64 {
 fn report(phase: &str, start: Instant) {
     let (peak, now) = memory();
     println!(
-        "{phase:<28} peak {:>6.2} GiB   now {:>6.2} GiB   {:>7.1} s",
+        "{phase:<34} peak {:>6.2} GiB   now {:>6.2} GiB   {:>7.1} s",
         gib(peak),
         gib(now),
         start.elapsed().as_secs_f64()
@@ -103,9 +103,15 @@ fn main() {
             Example::new(&toks[..seq / 2], &toks[seq / 2..])
         })
         .collect();
+    let mut step_secs = Vec::new();
     for s in 0..steps {
+        let one = Instant::now();
         let loss = trainer.train_step(&data).expect("a step");
-        report(&format!("step {s} (loss {loss:.3})"), t);
+        step_secs.push(one.elapsed().as_secs_f64());
+        report(
+            &format!("step {s} (loss {loss:.3}, {:.1} s)", step_secs[s]),
+            t,
+        );
     }
     let merged = trainer.inference_model();
     report("merged for generation", t);
@@ -117,7 +123,7 @@ fn main() {
     report(&format!("generated {new} tokens x {batch}"), t);
     let (peak, _) = memory();
     println!(
-        "RESULT {{\"params\": {params}, \"adapter_params\": {adapters}, \"peak_bytes\": {peak}, \"estimate_bytes\": {estimate}, \"seconds\": {:.1}}}",
+        "RESULT {{\"params\": {params}, \"adapter_params\": {adapters}, \"peak_bytes\": {peak}, \"estimate_bytes\": {estimate}, \"step_seconds\": {step_secs:?}, \"seconds\": {:.1}}}",
         t.elapsed().as_secs_f64()
     );
 }

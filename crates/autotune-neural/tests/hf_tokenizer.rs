@@ -116,3 +116,46 @@ fn the_byte_tokenizer_as_a_hugging_face_one_keeps_its_ids() {
         assert_eq!(hf.decode(&ids, true).unwrap(), text);
     }
 }
+
+/// A chat model as it ships (`qwen2-tiny-chat`: a Qwen2 with the BPE tokenizer and its chat
+/// template in one directory): messages rendered, tokenised, greedily continued and decoded
+/// exactly as transformers does, end to end.
+#[test]
+fn a_chat_model_answers_a_chat_as_transformers_does() {
+    use autotune_neural::{GenerateOptions, NeuralModel};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hf/qwen2-tiny-chat");
+    let want: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+    let tok = Tokenizer::from_hf_dir(&dir).unwrap();
+    let model = NeuralModel::load_hf(&dir).unwrap();
+    tok.check_fits(model.config().vocab, "qwen2-tiny-chat")
+        .unwrap();
+    let new = want["new_tokens"].as_u64().unwrap() as usize;
+    let ids = |v: &Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    for (i, messages) in want["messages"].as_array().unwrap().iter().enumerate() {
+        let messages: Vec<ChatMessage> = messages
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| ChatMessage::new(m["role"].as_str().unwrap(), m["content"].as_str().unwrap()))
+            .collect();
+        let rendered = tok.render_chat(&messages, true).unwrap();
+        assert_eq!(rendered, want["rendered"][i].as_str().unwrap());
+        let prompt = tok.encode(&rendered).unwrap();
+        assert_eq!(prompt, ids(&want["prompt_ids"][i]));
+        let out = model
+            .generate(&[prompt], &GenerateOptions::greedy(new, None))
+            .unwrap();
+        assert_eq!(out[0], ids(&want["greedy"][i]), "chat {i}");
+        assert_eq!(
+            tok.decode(&out[0], false).unwrap(),
+            want["greedy_text"][i].as_str().unwrap()
+        );
+    }
+}
