@@ -276,50 +276,68 @@ fn lora_fine_tunes_a_checkpoint_and_exports_a_peft_adapter() {
 }
 
 /// A student trained from scratch on a task file is exported with the byte tokenizer, which
-/// reads back with the ids the student was trained on. (Its head has a bias, which GPT-2 has
-/// not: the export moves it into the final norm, which needs a width of at least the 259
-/// byte tokens.)
+/// reads back with the ids the student was trained on. A student with its own head (and
+/// bias) exports when its width is at least the 259 byte tokens (the bias moves into GPT-2's
+/// final norm); one with `tied_head=true` at any width.
 #[test]
 fn a_byte_student_is_exported_with_its_tokenizer() {
     let tmp = tempfile::tempdir().unwrap();
     let file = tasks(tmp.path());
-    let saved = tmp.path().join("student.json");
-    let out = tmp.path().join("run");
-    let mut args = vec![
-        "run",
-        "--tasks",
-        file.to_str().unwrap(),
-        "--verifier",
-        "numeric",
-        "--student",
-        "neural",
-        "--strategy",
-        "uniform",
-        "--eps",
-        "0.1",
-        "--max-demos",
-        "16",
-        "--save-model",
-        saved.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    for p in [
-        "d_model=264",
-        "layers=1",
-        "heads=2",
-        "max_len=64",
-        "batch=8",
-        "min_steps=10",
-        "max_steps=10",
-    ] {
-        args.extend(["--param", p]);
-    }
-    let (code, _, stderr) = autotune(&args);
-    assert_eq!(code, 0, "{stderr}");
-    let hf = tmp.path().join("hf");
-    let (code, stdout, stderr) =
-        autotune(&["export-hf", saved.to_str().unwrap(), hf.to_str().unwrap()]);
+    // `run` of a byte student (width 32) saved to NAME.json, with `extra` parameters.
+    let run = |name: &str, extra: &[&str]| {
+        let saved = tmp.path().join(format!("{name}.json"));
+        let out = tmp.path().join(format!("{name}-run"));
+        let mut args = vec![
+            "run",
+            "--tasks",
+            file.to_str().unwrap(),
+            "--verifier",
+            "numeric",
+            "--student",
+            "neural",
+            "--strategy",
+            "uniform",
+            "--eps",
+            "0.1",
+            "--max-demos",
+            "16",
+            "--save-model",
+            saved.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        for p in [
+            "d_model=32",
+            "layers=1",
+            "heads=2",
+            "max_len=64",
+            "batch=8",
+            "min_steps=10",
+            "max_steps=10",
+        ] {
+            args.extend(["--param", p]);
+        }
+        for p in extra {
+            args.extend(["--param", p]);
+        }
+        let (code, _, stderr) = autotune(&args);
+        assert_eq!(code, 0, "{stderr}");
+        saved
+    };
+    let export = |saved: &Path, name: &str| {
+        let hf = tmp.path().join(name);
+        let (code, stdout, stderr) =
+            autotune(&["export-hf", saved.to_str().unwrap(), hf.to_str().unwrap()]);
+        (code, stdout, stderr, hf)
+    };
+    // Its own head with a bias, narrower than the 259 byte tokens: refused with the reason.
+    let narrow = run("narrow", &[]);
+    let (code, _, stderr, _) = export(&narrow, "narrow-hf");
+    assert_ne!(code, 0);
+    assert!(stderr.contains("larger than the width"), "{stderr}");
+    // A tied head exports at any width.
+    let tied = run("tied", &["tied_head=true"]);
+    let (code, stdout, stderr, hf) = export(&tied, "tied-hf");
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("tokenizer: the byte tokenizer"), "{stdout}");
     let tok = autotune_neural::Tokenizer::from_hf_dir(&hf).unwrap();
@@ -331,4 +349,5 @@ fn a_byte_student_is_exported_with_its_tokenizer() {
     assert_eq!(tok.eos(), vec![autotune_neural::BYTE_EOS]);
     let model = autotune_neural::NeuralModel::load_hf(&hf).unwrap();
     assert_eq!(model.config().vocab, autotune_neural::BYTE_VOCAB);
+    assert!(model.config().tied_head);
 }

@@ -96,6 +96,11 @@ const OWN_PARAMS: &[ParamSpec] = &[
         help: "neural student: longest prompt plus generation in tokens (prompts are cut to half of it)",
     },
     ParamSpec {
+        key: "tied_head",
+        default: "false",
+        help: "neural student from scratch: the output head is the token embedding (no head bias), as GPT-2's; such a student exports to GPT-2 at any width (false: a head of its own with a bias, exportable when the width is at least the 259 byte tokens)",
+    },
+    ParamSpec {
         key: "max_memory",
         default: "auto",
         help: "neural student: refuse a model whose training (weights, gradients, AdamW moments, 20 bytes a parameter) needs more than this (8G, 512M, bytes; auto: the machine's available memory)",

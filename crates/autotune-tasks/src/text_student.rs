@@ -12,7 +12,8 @@ use std::sync::Arc;
 use autotune_core::{CoreError, Demo, FitStats, Params, Policy, Prompt, Result, Student, Trace};
 use autotune_data::TextStudentFactory;
 use autotune_neural::{
-    ChatMessage, LoraConfig, NeuralModel, Tokenizer, BYTE_BOS, BYTE_PAD, BYTE_VOCAB,
+    ChatMessage, LoraConfig, NeuralModel, Tokenizer, TransformerConfig, BYTE_BOS, BYTE_PAD,
+    BYTE_VOCAB,
 };
 
 use crate::neural::{NeuralStudent, NeuralStudentConfig, TrainingParams};
@@ -92,14 +93,19 @@ impl NeuralTextFactory {
                 "lora_rank needs model=DIR: adapters fine-tune a loaded checkpoint, a model trained from scratch trains every weight".into(),
             ));
         }
+        let tied_head: bool = p.get("tied_head", "true or false")?;
+        if tied_head && !model_dir.is_empty() {
+            return Err(CoreError::Invalid(
+                "tied_head is a choice of a student trained from scratch; a model=DIR checkpoint has its own head".into(),
+            ));
+        }
+        let scratch = TransformerConfig {
+            tied_head,
+            ..training.model(BYTE_VOCAB, max_len)
+        };
         let (tokenizer, base, source) = if model_dir.is_empty() {
-            autotune_neural::check_training_memory(
-                &training.model(BYTE_VOCAB, max_len),
-                None,
-                max_memory,
-                "the student model",
-            )
-            .map_err(bad)?;
+            autotune_neural::check_training_memory(&scratch, None, max_memory, "the student model")
+                .map_err(bad)?;
             (
                 Tokenizer::Bytes,
                 None,
@@ -145,7 +151,7 @@ impl NeuralTextFactory {
                 c.max_len = c.max_len.min(max_len);
                 c
             }
-            None => training.model(BYTE_VOCAB, max_len),
+            None => scratch,
         };
         let eos = *tokenizer.eos().first().ok_or_else(|| {
             CoreError::Input(format!(
