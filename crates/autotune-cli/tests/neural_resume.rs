@@ -484,3 +484,140 @@ fn a_saved_student_exports_to_a_hugging_face_directory_that_generates_the_same()
     );
     let _ = std::fs::remove_dir_all(&b);
 }
+
+/// A task-file run of a LoRA student on a Hugging Face checkpoint, killed with SIGKILL after
+/// 2 fits and resumed, ends as the uninterrupted run: its journal's checkpoints hold the
+/// adapters only (with the base's digest), restored over the run's `model=DIR`.
+#[test]
+fn a_lora_run_on_a_task_file_killed_after_some_fits_resumes_to_the_same_end() {
+    let base = base("lora-resume");
+    let tasks = base.join("tasks.jsonl");
+    let text: String = (0..40)
+        .map(|i| {
+            let d = (i * 7) % 10;
+            format!("{{\"id\": \"r{i}\", \"prompt\": \"Copy the digit: {d} (item {i})\", \"answer\": {d}}}\n")
+        })
+        .collect();
+    std::fs::write(&tasks, text).unwrap();
+    let model_dir = base.join("model");
+    let config = autotune_neural::TransformerConfig {
+        family: autotune_neural::Family::Llama,
+        n_kv_heads: Some(1),
+        tied_head: true,
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 2,
+        d_ff: 64,
+        ..autotune_neural::TransformerConfig::small(400, 128)
+    };
+    autotune_neural::NeuralModel::new(config, 3)
+        .unwrap()
+        .save_hf(&model_dir)
+        .unwrap();
+    let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../autotune-neural/tests/fixtures/hf/tokenizer-bpe");
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ] {
+        std::fs::copy(tokenizer.join(f), model_dir.join(f)).unwrap();
+    }
+    let args = |out: &Path, saved: &Path| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "run",
+            "--tasks",
+            tasks.to_str().unwrap(),
+            "--verifier",
+            "numeric",
+            "--student",
+            "neural",
+            "--model",
+            model_dir.to_str().unwrap(),
+            "--strategy",
+            "autotune-cex",
+            "--strategy-param",
+            "max_phases=6",
+            "--strategy-param",
+            "batch=8",
+            // The random base answers nothing right in 6 phases: no prompt is given up on.
+            "--max-teach",
+            "100",
+            "--eps",
+            "0.1",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for p in [
+            "lora_rank=4",
+            "max_len=96",
+            "batch=8",
+            "min_steps=10",
+            "max_steps=10",
+        ] {
+            v.push("--param".into());
+            v.push(p.into());
+        }
+        for (flag, path) in [("--out", out), ("--save-model", saved)] {
+            v.push(flag.into());
+            v.push(path.display().to_string());
+        }
+        v
+    };
+    let (reference, ref_saved) = (base.join("ref"), base.join("ref.json"));
+    run_to_end(&args(&reference, &ref_saved));
+    let want = results(&reference);
+    assert!(fit_checkpoints(&journal(&reference)).len() >= 3);
+
+    let (dir, saved) = (base.join("killed"), base.join("killed.json"));
+    let mut child = bin()
+        .args(args(&dir, &saved))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while fits_journaled(&dir) < 2 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its journal held 2 fits"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(120), "no fit journaled");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!saved.exists(), "the killed run saved no model");
+    // The journaled checkpoints are adapters over the base's digest, not the base.
+    let files = checkpoint_files(&dir);
+    let (name, first) = files.iter().next().expect("a checkpoint");
+    assert!(
+        first.3.contains("base_sha256"),
+        "{name} holds no base digest"
+    );
+    let base_bytes = std::fs::metadata(model_dir.join("model.safetensors"))
+        .unwrap()
+        .len();
+    assert!((first.3.len() as u64) < base_bytes, "{name} holds the base");
+
+    let out = bin().arg("resume").arg(&dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = results(&dir);
+    for (file, w) in &want {
+        assert_eq!(
+            got.get(file),
+            Some(w),
+            "{file} differs from the uninterrupted run"
+        );
+    }
+    let student = |p: &Path| Checkpoint::read(p).unwrap().student;
+    assert_eq!(
+        NeuralStudent::state_difference(&student(&saved), &student(&ref_saved)).unwrap(),
+        None
+    );
+}

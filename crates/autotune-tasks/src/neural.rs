@@ -625,7 +625,13 @@ impl NeuralStudent {
         let bad = |m: String| CoreError::Input(format!("neural-student checkpoint: {m}"));
         let state = Self::parsed_state(text)?;
         let model = &state.trainer.model;
-        if *model != expected.model {
+        // A student started from a checkpoint trains the checkpoint's model, all its positions,
+        // and uses the task's shorter context (`NeuralStudent::from_model`).
+        let cut = TransformerConfig {
+            max_len: model.max_len.min(expected.model.max_len),
+            ..model.clone()
+        };
+        if cut != expected.model {
             return Err(bad(format!(
                 "its model ({}) does not match the task's parameters ({})",
                 model_summary(model),
