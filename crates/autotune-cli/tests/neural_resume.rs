@@ -15,7 +15,7 @@ use autotune_core::Entry;
 use autotune_experiment::{JournalRecord, CHECKPOINT_DIR, JOURNAL_FILE};
 use autotune_tasks::checkpoint::{Checkpoint, CheckpointModel};
 use autotune_tasks::neural::NeuralStudent;
-use common::{journal, results};
+use common::{copy_digit_tasks, hf_model, journal, results};
 use serde_json::Value;
 
 fn bin() -> Command {
@@ -491,38 +491,8 @@ fn a_saved_student_exports_to_a_hugging_face_directory_that_generates_the_same()
 #[test]
 fn a_lora_run_on_a_task_file_killed_after_some_fits_resumes_to_the_same_end() {
     let base = base("lora-resume");
-    let tasks = base.join("tasks.jsonl");
-    let text: String = (0..40)
-        .map(|i| {
-            let d = (i * 7) % 10;
-            format!("{{\"id\": \"r{i}\", \"prompt\": \"Copy the digit: {d} (item {i})\", \"answer\": {d}}}\n")
-        })
-        .collect();
-    std::fs::write(&tasks, text).unwrap();
-    let model_dir = base.join("model");
-    let config = autotune_neural::TransformerConfig {
-        family: autotune_neural::Family::Llama,
-        n_kv_heads: Some(1),
-        tied_head: true,
-        d_model: 32,
-        n_layers: 2,
-        n_heads: 2,
-        d_ff: 64,
-        ..autotune_neural::TransformerConfig::small(400, 128)
-    };
-    autotune_neural::NeuralModel::new(config, 3)
-        .unwrap()
-        .save_hf(&model_dir)
-        .unwrap();
-    let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../autotune-neural/tests/fixtures/hf/tokenizer-bpe");
-    for f in [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "chat_template.jinja",
-    ] {
-        std::fs::copy(tokenizer.join(f), model_dir.join(f)).unwrap();
-    }
+    let tasks = copy_digit_tasks(&base);
+    let model_dir = hf_model(&base);
     let args = |out: &Path, saved: &Path| -> Vec<String> {
         let mut v: Vec<String> = [
             "run",

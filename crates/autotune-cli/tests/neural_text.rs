@@ -5,18 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-/// 40 records "Copy the digit: d (item i)" with answer d, scored by the numeric verifier.
-fn tasks(dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("tasks.jsonl");
-    let text: String = (0..40)
-        .map(|i| {
-            let d = (i * 7) % 10;
-            format!("{{\"id\": \"r{i}\", \"prompt\": \"Copy the digit: {d} (item {i})\", \"answer\": {d}}}\n")
-        })
-        .collect();
-    std::fs::write(&path, text).unwrap();
-    path
-}
+mod common;
+
+use common::{copy_digit_tasks as tasks, hf_model};
 
 fn autotune(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_autotune"))
@@ -111,36 +102,6 @@ fn neural_student_parameters_need_the_neural_student() {
     assert_ne!(code, 0);
     assert!(stderr.contains("config.json"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
-}
-
-/// A small Llama-family model with the repository's BPE tokenizer and chat template, saved as
-/// a Hugging Face directory.
-fn hf_model(dir: &Path) -> std::path::PathBuf {
-    let model_dir = dir.join("model");
-    let config = autotune_neural::TransformerConfig {
-        family: autotune_neural::Family::Llama,
-        n_kv_heads: Some(1),
-        tied_head: true,
-        d_model: 32,
-        n_layers: 2,
-        n_heads: 2,
-        d_ff: 64,
-        ..autotune_neural::TransformerConfig::small(400, 128)
-    };
-    autotune_neural::NeuralModel::new(config, 3)
-        .unwrap()
-        .save_hf(&model_dir)
-        .unwrap();
-    let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../autotune-neural/tests/fixtures/hf/tokenizer-bpe");
-    for f in [
-        "tokenizer.json",
-        "tokenizer_config.json",
-        "chat_template.jinja",
-    ] {
-        std::fs::copy(tokenizer.join(f), model_dir.join(f)).unwrap();
-    }
-    model_dir
 }
 
 #[test]

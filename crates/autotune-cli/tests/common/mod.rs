@@ -1,5 +1,5 @@
-//! What the crash-safety tests share: a run directory's results without wall time, and its
-//! journal read back.
+//! What the end-to-end tests share: a run directory's results without wall time, its journal
+//! read back, and the small task file and Hugging Face model of the neural-student tests.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
@@ -80,4 +80,48 @@ pub fn finished_journal(dir: &Path) -> Vec<JournalRecord> {
         "a finished journal has no torn record"
     );
     records
+}
+
+/// 40 records "Copy the digit: d (item i)" with answer d (the numeric verifier scores them),
+/// written to `dir/tasks.jsonl`.
+pub fn copy_digit_tasks(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("tasks.jsonl");
+    let text: String = (0..40)
+        .map(|i| {
+            let d = (i * 7) % 10;
+            format!("{{\"id\": \"r{i}\", \"prompt\": \"Copy the digit: {d} (item {i})\", \"answer\": {d}}}\n")
+        })
+        .collect();
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A small random Llama-family model (width 32, 2 layers, vocabulary 400) with the repository's
+/// BPE tokenizer and chat template, saved as a Hugging Face directory `dir/model`.
+pub fn hf_model(dir: &Path) -> std::path::PathBuf {
+    let model_dir = dir.join("model");
+    let config = autotune_neural::TransformerConfig {
+        family: autotune_neural::Family::Llama,
+        n_kv_heads: Some(1),
+        tied_head: true,
+        d_model: 32,
+        n_layers: 2,
+        n_heads: 2,
+        d_ff: 64,
+        ..autotune_neural::TransformerConfig::small(400, 128)
+    };
+    autotune_neural::NeuralModel::new(config, 3)
+        .unwrap()
+        .save_hf(&model_dir)
+        .unwrap();
+    let tokenizer = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../autotune-neural/tests/fixtures/hf/tokenizer-bpe");
+    for f in [
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "chat_template.jinja",
+    ] {
+        std::fs::copy(tokenizer.join(f), model_dir.join(f)).unwrap();
+    }
+    model_dir
 }
