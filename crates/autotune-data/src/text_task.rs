@@ -50,6 +50,9 @@ pub struct TextTaskConfig {
     /// `None`: train and test both draw from the whole pool. `Some(f)`: the last fraction
     /// `f` of the records is the test pool.
     pub holdout: Option<f64>,
+    /// The dimension hint `d` the strategies size their default phases by; `None`: the
+    /// training pool's size.
+    pub dimension: Option<usize>,
 }
 
 /// Makes the students of a [`TextTask`] in place of the memorising student: the `file` task's
@@ -444,6 +447,7 @@ pub struct TextTask {
     verifier: RecordVerifier,
     train: std::ops::Range<usize>,
     test: std::ops::Range<usize>,
+    dimension: Option<usize>,
     /// Bad records skipped while reading (`file:line: message`).
     pub skipped: Vec<String>,
     student_server: Option<(String, String)>,
@@ -540,6 +544,7 @@ impl TextTask {
         };
         Ok(Self {
             name: format!("file:{}", cfg.path.display()),
+            dimension: cfg.dimension,
             teacher: match cfg.model_teacher {
                 None => AnyTeacher::File(match teacher_demos {
                     Some((demos, file)) => FileTeacher::from_demos(records.clone(), demos, &file),
@@ -590,7 +595,7 @@ impl Task for TextTask {
 
     /// The number of distinct prompts the student may have to learn.
     fn dimension(&self) -> usize {
-        self.train.len()
+        self.dimension.unwrap_or(self.train.len())
     }
 
     fn prompts(&self, split: &str, seed: u64) -> Result<Box<dyn PromptSource>> {

@@ -24,6 +24,7 @@ fn config(path: PathBuf, teacher: Option<PathBuf>) -> TextTaskConfig {
         student: None,
         skip_bad: false,
         holdout: None,
+        dimension: None,
     }
 }
 

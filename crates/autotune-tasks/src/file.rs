@@ -76,6 +76,11 @@ const OWN_PARAMS: &[ParamSpec] = &[
         help: "skip (and count) bad records instead of stopping at the first",
     },
     ParamSpec {
+        key: "d",
+        default: "auto",
+        help: "the dimension hint d that default phase sizes follow (uniform's checkpoints grow by d/8 at the least, autotune-cex's batch is d/8, the default budget 20 d/eps); auto: the training pool's size",
+    },
+    ParamSpec {
         key: "test_frac",
         default: "0",
         help: "0: train and test draw from the whole pool; f in (0,1): the last fraction f of the records is the test pool",
@@ -256,6 +261,19 @@ fn open_seeded(p: &Params, seed: u64) -> Result<TextTask> {
             }
         };
     let skip_bad: bool = p.get_checked("skip_bad", "true or false", |_: bool| true)?;
+    let dimension = match p.raw("d").unwrap_or("auto").trim() {
+        "auto" => None,
+        text => Some(
+            text.parse::<usize>()
+                .ok()
+                .filter(|d| (1..=1 << 30).contains(d))
+                .ok_or_else(|| CoreError::BadParam {
+                    key: "d".into(),
+                    value: text.into(),
+                    expected: "auto or an integer in 1..=2^30".into(),
+                })?,
+        ),
+    };
     let test_frac: f64 = p.get_checked("test_frac", "a number in [0, 1)", |f: f64| {
         (0.0..1.0).contains(&f)
     })?;
@@ -270,6 +288,46 @@ fn open_seeded(p: &Params, seed: u64) -> Result<TextTask> {
         student,
         skip_bad,
         holdout: (test_frac > 0.0).then_some(test_frac),
+        dimension,
     })?;
     Ok(task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(extra: &[&str]) -> Result<Box<dyn Task>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.jsonl");
+        let text: String = (0..20)
+            .map(|i| {
+                format!(
+                    "{{\"id\": \"r{i}\", \"prompt\": \"{i}+1?\", \"answer\": {}}}\n",
+                    i + 1
+                )
+            })
+            .collect();
+        std::fs::write(&path, text).unwrap();
+        let mut args = vec![
+            format!("path={}", path.display()),
+            "verifier=numeric".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let (task, _) = crate::build_task("file", &Params::parse(&args)?, 0)?;
+        Ok(task)
+    }
+
+    /// `d` sets the dimension hint the default phase sizes follow; by default it is the
+    /// training pool's size.
+    #[test]
+    fn the_dimension_hint_is_the_pool_size_unless_given() {
+        assert_eq!(open(&[]).unwrap().dimension(), 20);
+        assert_eq!(open(&["test_frac=0.25"]).unwrap().dimension(), 15);
+        assert_eq!(open(&["d=64"]).unwrap().dimension(), 64);
+        for bad in ["d=0", "d=x"] {
+            let e = open(&[bad]).err().unwrap().to_string();
+            assert!(e.contains("`d`") || e.contains(" d"), "{bad}: {e}");
+        }
+    }
 }
