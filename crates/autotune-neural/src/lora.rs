@@ -23,11 +23,12 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{LoraAdapter, Module, ModuleVisitor, Param, Reparameterizer};
+use burn::module::{LoraAdapter, Module, ModuleVisitor, Param, ParamId, Reparameterizer};
 use burn::tensor::{Tensor, TensorData};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::model::{Family, Gpt, TransformerConfig};
 use crate::{NeuralError, Result};
@@ -336,10 +337,14 @@ impl Gpt {
     /// The adapters of this model by weight path: `A` (`[d_in, rank]`) and `B`
     /// (`[rank, d_out]`) values, row-major. Empty for a model without adapters.
     pub fn lora_factors(&self) -> BTreeMap<String, (Vec<f32>, Vec<f32>)> {
-        let mut f = Factors::default();
-        self.visit(&mut f);
-        f.a.into_iter()
-            .filter_map(|(path, a)| f.b.remove(&path).map(|b| (path, (a, b))))
+        let mut walk = AdapterWalk {
+            values: Some(Default::default()),
+            ..AdapterWalk::default()
+        };
+        self.visit(&mut walk);
+        let [a, mut b] = walk.values.expect("set above");
+        a.into_iter()
+            .filter_map(|(path, a)| b.remove(&path).map(|b| (path, (a, b))))
             .collect()
     }
 }
@@ -359,16 +364,23 @@ impl Reparameterizer for ByRef<'_> {
     }
 }
 
-/// Collects the adapters' factors: a weight's adapter is visited right after the weight, its
-/// factors at `<weight path>.lora.a` and `.lora.b`.
+/// A walk over a model's float parameters that tells the LoRA adapters' factors (at
+/// `<weight path>.lora.a` and `.lora.b`: a weight's adapter is visited right after the
+/// weight) from the frozen weights: it collects the factors' ids, and on request their values
+/// and a SHA-256 of every frozen weight (path, shape and f32 bytes, in module order).
 #[derive(Default)]
-struct Factors {
-    path: Vec<String>,
-    a: BTreeMap<String, Vec<f32>>,
-    b: BTreeMap<String, Vec<f32>>,
+pub(crate) struct AdapterWalk {
+    /// The module path being visited.
+    pub path: Vec<String>,
+    /// The factors' parameter ids, in module order.
+    pub ids: Vec<ParamId>,
+    /// When set, the `A` and `B` factors' values by weight path.
+    pub values: Option<[BTreeMap<String, Vec<f32>>; 2]>,
+    /// When set, the digest of the frozen weights.
+    pub digest: Option<Sha256>,
 }
 
-impl ModuleVisitor for Factors {
+impl ModuleVisitor for AdapterWalk {
     fn enter_module(&mut self, name: &str, _container_type: &str) {
         self.path.push(name.to_string());
     }
@@ -377,14 +389,31 @@ impl ModuleVisitor for Factors {
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let path = self.path.join(".");
-        let into = if let Some(weight) = path.strip_suffix(".lora.a") {
-            (&mut self.a, weight)
-        } else if let Some(weight) = path.strip_suffix(".lora.b") {
-            (&mut self.b, weight)
-        } else {
-            return;
-        };
-        let values = param.val().into_data().iter::<f32>().collect();
-        into.0.insert(into.1.to_string(), values);
+        let factor = [".lora.a", ".lora.b"]
+            .iter()
+            .enumerate()
+            .find_map(|(i, suffix)| path.strip_suffix(suffix).map(|w| (i, w)));
+        match factor {
+            Some((i, weight)) => {
+                self.ids.push(param.id);
+                if let Some(values) = &mut self.values {
+                    let v = param.val().into_data().iter::<f32>().collect();
+                    values[i].insert(weight.to_string(), v);
+                }
+            }
+            None => {
+                let Some(digest) = &mut self.digest else {
+                    return;
+                };
+                let value = param.val();
+                digest.update(path.as_bytes());
+                for d in value.dims() {
+                    digest.update((d as u64).to_le_bytes());
+                }
+                for x in value.into_data().iter::<f32>() {
+                    digest.update(x.to_le_bytes());
+                }
+            }
+        }
     }
 }

@@ -14,7 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use base64::Engine;
-use burn::module::{Module, ModuleVisitor, Param, ParamGroup, ParamId};
+use burn::module::{Module, ModuleVisitor, Param, ParamGroup};
 use burn::store::burn_pack::{Reader, Scalar, Tensor as PackTensor, Writer};
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, DType, Tensor};
@@ -23,7 +23,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::lora::LoraInit;
+use crate::lora::{AdapterWalk, LoraInit};
 use crate::model::{Gpt, NeuralModel, TransformerConfig};
 use crate::train::{Trainer, TrainerConfig};
 use crate::{NeuralError, Result};
@@ -176,62 +176,25 @@ fn params_of(model: &Gpt) -> Vec<(String, u64, Vec<usize>)> {
     p.list
 }
 
-/// The ids of the LoRA adapters' factors (`<weight>.lora.a`, `.lora.b`) and, when `digest` is
-/// set, a SHA-256 of every other (frozen) weight: its path, shape and f32 bytes, in module
-/// order.
-#[derive(Default)]
-struct Frozen {
-    path: Vec<String>,
-    adapters: Vec<ParamId>,
-    digest: Option<Sha256>,
-}
-
-impl ModuleVisitor for Frozen {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let path = self.path.join(".");
-        if path.ends_with(".lora.a") || path.ends_with(".lora.b") {
-            self.adapters.push(param.id);
-            return;
-        }
-        let Some(digest) = &mut self.digest else {
-            return;
-        };
-        let value = param.val();
-        digest.update(path.as_bytes());
-        for d in value.dims() {
-            digest.update((d as u64).to_le_bytes());
-        }
-        for x in value.into_data().iter::<f32>() {
-            digest.update(x.to_le_bytes());
-        }
-    }
-}
-
 /// The SHA-256 (hex) of a model's frozen weights: every weight but the LoRA adapters' factors.
 /// A state of adapters only is loaded over a base whose digest is the one it records.
 pub fn frozen_digest(model: &Gpt) -> String {
-    let mut f = Frozen {
+    let mut walk = AdapterWalk {
         digest: Some(Sha256::new()),
-        ..Frozen::default()
+        ..AdapterWalk::default()
     };
-    model.visit(&mut f);
-    hex(&f.digest.expect("set above").finalize())
+    model.visit(&mut walk);
+    hex(&walk.digest.expect("set above").finalize())
 }
 
 /// The weights a state records: all of them, or with LoRA the adapters only.
 fn weights_pack(model: &Gpt, lora: bool) -> Result<Pack> {
     let record = if lora {
-        let mut f = Frozen::default();
-        model.visit(&mut f);
+        let mut walk = AdapterWalk::default();
+        model.visit(&mut walk);
         model
             .clone()
-            .into_record_group(ParamGroup::from_ids(f.adapters))
+            .into_record_group(ParamGroup::from_ids(walk.ids))
     } else {
         model.clone().into_record()
     };
