@@ -6,7 +6,7 @@
 #   scripts/check-byte-tokenizer.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p autotune-cli --quiet
+cargo build --release -p autotune-cli --features neural --quiet
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 for i in $(seq 0 39); do

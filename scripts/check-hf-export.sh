@@ -12,7 +12,7 @@
 #   scripts/check-hf-export.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p autotune-cli --quiet
+cargo build --release -p autotune-cli --features neural --quiet
 fixtures=crates/autotune-neural/tests/fixtures/hf
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

@@ -8,7 +8,7 @@
 #   scripts/check-peft-adapter.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p autotune-cli --quiet
+cargo build --release -p autotune-cli --features neural --quiet
 py=bench/pytorch/.venv/bin/python
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT

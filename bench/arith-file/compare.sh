@@ -13,8 +13,8 @@ cd "$(dirname "$0")/../.."
 seeds=${1:-3}
 eps=${2:-0.05}
 n=${3:-52000}
-cargo build --release -p autotune-cli --quiet
-cargo build --release -p autotune-tasks --example arith_file --quiet
+cargo build --release -p autotune-cli --features neural --quiet
+cargo build --release -p autotune-tasks --features neural --example arith_file --quiet
 work=${WORK:-$(mktemp -d)}
 mkdir -p "$work"
 # Copies, so that a rebuild during the hour this takes does not change the binary under it.

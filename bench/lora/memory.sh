@@ -19,7 +19,7 @@ if [[ ! -f $model/model.safetensors ]]; then
   bench/pytorch/setup.sh
   bench/pytorch/.venv/bin/python bench/lora/make_qwen2_shape.py "$model"
 fi
-cargo build --release -p autotune-cli --quiet
+cargo build --release -p autotune-cli --features neural --quiet
 cargo build --release -p autotune-neural --example lora_memory --quiet
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -1,6 +1,6 @@
 //! The `file` task: prompts and answers from a JSONL file (plain, reasoning-gym, TRL or verl
 //! records), checked by real verifiers, taught by a file-backed teacher, learned by the
-//! memorising student or the neural one (`student=neural`, [`crate::text_student`]). See
+//! memorising student or the neural one (`student=neural`, `text_student`, feature `neural`). See
 //! `autotune_data` for the formats.
 
 use std::path::PathBuf;
@@ -133,10 +133,10 @@ const OWN_PARAMS: &[ParamSpec] = &[
 ];
 
 /// The task's parameters: the file, its verifier and teacher, the student, and the neural
-/// student's size and training ([`crate::neural::TRAINING_PARAMS`]).
+/// student's size and training ([`crate::training::TRAINING_PARAMS`]).
 pub const PARAMS: &[ParamSpec] = &ParamSpec::concat::<
-    { OWN_PARAMS.len() + crate::neural::TRAINING_PARAMS.len() },
->(&[OWN_PARAMS, crate::neural::TRAINING_PARAMS]);
+    { OWN_PARAMS.len() + crate::training::TRAINING_PARAMS.len() },
+>(&[OWN_PARAMS, crate::training::TRAINING_PARAMS]);
 
 pub fn build(p: &Params, seed: u64) -> Result<Box<dyn Task>> {
     Ok(Box::new(open_seeded(p, seed)?))
@@ -248,9 +248,17 @@ fn open_seeded(p: &Params, seed: u64) -> Result<TextTask> {
                         "student=neural trains in process; student_url is another student".into(),
                     ));
                 }
-                Some(std::sync::Arc::new(
-                    crate::text_student::NeuralTextFactory::new(p, seed)?,
-                ))
+                #[cfg(feature = "neural")]
+                {
+                    Some(std::sync::Arc::new(
+                        crate::text_student::NeuralTextFactory::new(p, seed)?,
+                    ))
+                }
+                #[cfg(not(feature = "neural"))]
+                {
+                    let _ = seed;
+                    return Err(crate::neural_missing("student=neural"));
+                }
             }
             other => {
                 return Err(CoreError::BadParam {

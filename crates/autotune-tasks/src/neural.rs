@@ -13,7 +13,7 @@
 use std::sync::Mutex;
 
 use autotune_core::{
-    CoreError, Demo, FitStats, ParamSpec, Params, Policy, Prompt, Result, Student, Token, Trace,
+    CoreError, Demo, FitStats, Params, Policy, Prompt, Result, Student, Token, Trace,
 };
 use autotune_neural::{
     Example, GenerateOptions, NeuralModel, Sampling, Trainer, TrainerConfig, TrainerState,
@@ -55,26 +55,7 @@ pub struct NeuralStudentConfig {
     pub validation: Validation,
 }
 
-/// The neural student's model size and training, as task parameters (`arith`, and the `file`
-/// task's neural student): parsed by [`TrainingParams::parse`].
-pub const TRAINING_PARAMS: &[ParamSpec] = &[
-    ParamSpec { key: "d_model", default: "96", help: "transformer width" },
-    ParamSpec { key: "layers", default: "4", help: "transformer layers" },
-    ParamSpec { key: "heads", default: "4", help: "attention heads" },
-    ParamSpec { key: "lr", default: "0.001", help: "AdamW learning rate" },
-    ParamSpec { key: "batch", default: "64", help: "training minibatch" },
-    ParamSpec { key: "epochs", default: "4.0", help: "passes over each phase's new demonstrations (minibatches drawn from the whole replay buffer)" },
-    ParamSpec { key: "min_steps", default: "20", help: "fewest optimisation steps per fit" },
-    ParamSpec { key: "max_steps", default: "2000", help: "most optimisation steps per fit" },
-    ParamSpec { key: "schedule", default: "constant", help: "learning rate within a fit: constant, or cosine (linear warm-up, cosine decay to min_lr_ratio x lr at the fit's last step; restarts every phase)" },
-    ParamSpec { key: "warmup", default: "0", help: "warm-up steps of each fit (cosine schedule)" },
-    ParamSpec { key: "min_lr_ratio", default: "0.1", help: "final learning rate of a fit as a fraction of lr (cosine schedule)" },
-    ParamSpec { key: "replay", default: "all", help: "demonstrations a fit trains on: all so far, or the most recent N (at least the fit's new ones; 0 = only the new ones)" },
-    ParamSpec { key: "eval_every", default: "0", help: "evaluate on validation prompts every N steps of a fit (0: never; verifier calls, charged)" },
-    ParamSpec { key: "val_prompts", default: "256", help: "validation prompts (a split of their own, never the training or test prompts)" },
-    ParamSpec { key: "target_accuracy", default: "1.0", help: "early stop: end a fit once validation accuracy reaches this (after min_steps)" },
-    ParamSpec { key: "patience", default: "0", help: "early stop: end a fit after this many evaluations without improvement (0: off; after min_steps)" },
-];
+pub use crate::training::TRAINING_PARAMS;
 
 /// The values of [`TRAINING_PARAMS`].
 #[derive(Clone, Debug, PartialEq)]

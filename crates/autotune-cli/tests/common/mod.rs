@@ -98,6 +98,7 @@ pub fn copy_digit_tasks(dir: &Path) -> std::path::PathBuf {
 
 /// A small random Llama-family model (width 32, 2 layers, vocabulary 400) with the repository's
 /// BPE tokenizer and chat template, saved as a Hugging Face directory `dir/model`.
+#[cfg(feature = "neural")]
 pub fn hf_model(dir: &Path) -> std::path::PathBuf {
     let model_dir = dir.join("model");
     let config = autotune_neural::TransformerConfig {
