@@ -151,7 +151,8 @@ pub struct RlArgs {
     /// Task parameter KEY=VALUE (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
-    /// Output directory (rl.json, rl.txt).
+    /// Output directory (rl.json, rl.txt, and rl-state/: each run's state after its last step,
+    /// for `autotune resume DIR`).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -378,6 +379,11 @@ pub struct ServeArgs {
     /// Default lease of a pool's issued prompts, in seconds.
     #[arg(long, default_value_t = 600.0)]
     pub lease_seconds: f64,
+    /// Compact a pool's stored outcomes after this many new ones (their rows become each
+    /// prompt's tallies and sample ranges): a restart reads at most this many rows.
+    #[arg(long, default_value_t = autotune_service::DEFAULT_COMPACT_EVERY,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub compact_every: u64,
 }
 
 #[derive(Args)]

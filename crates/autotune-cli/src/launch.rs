@@ -123,6 +123,51 @@ impl Launch {
         Ok((writer, journal))
     }
 
+    /// Opens the run directory of a command that keeps states instead of a journal
+    /// (`autotune rl`): takes its lock (held by the returned file), records the invocation of
+    /// a fresh run, and returns whether states kept there are to be continued (resuming, or
+    /// the same command again into the same directory). A directory holding states of another
+    /// command is refused.
+    pub fn open_state_dir(&mut self, dir: &Path, states: &Path) -> Result<(std::fs::File, bool)> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let lock = autotune_experiment::lock_run_dir(dir)?;
+        let kept = states.exists();
+        if !self.resuming && kept {
+            if !same_command_ran_here(dir) {
+                anyhow::bail!(
+                    "{} holds the states of another run; give another --out, or `autotune resume {}`",
+                    dir.display(),
+                    dir.display()
+                );
+            }
+            eprintln!(
+                "{} holds a run of this same command: continuing it (as `autotune resume`)",
+                dir.display()
+            );
+            self.resuming = true;
+        }
+        if !self.resuming {
+            let inv = Invocation {
+                format: INVOCATION_FORMAT.into(),
+                args: std::env::args().collect(),
+                cwd: std::env::current_dir()
+                    .context("reading the current directory")?
+                    .display()
+                    .to_string(),
+            };
+            write_atomic(
+                &dir.join(INVOCATION_FILE),
+                &serde_json::to_string_pretty(&inv)?,
+            )?;
+        } else if kept {
+            let n = std::fs::read_dir(states)
+                .map(|d| d.filter(|e| e.is_ok()).count())
+                .unwrap_or(0);
+            eprintln!("resuming {}: {n} kept states", dir.display());
+        }
+        Ok((lock, self.resuming))
+    }
+
     /// Prints what a resumed command replayed and what it did anew.
     pub fn journal_summary(&self, journal: &FileJournal) {
         if self.resuming {

@@ -72,7 +72,7 @@ fn real_main() -> Result<()> {
         Cmd::Compare(a) => commands::compare::run(&mut Launch::from_env(), a),
         Cmd::Demo(a) => commands::demo::run(&mut Launch::from_env(), a),
         Cmd::Report(a) => commands::report::run(a),
-        Cmd::Rl(a) => commands::rl::run(a),
+        Cmd::Rl(a) => commands::rl::run(&mut Launch::from_env(), a),
         Cmd::Coverage(a) => commands::coverage::run(a),
         Cmd::Verify(a) => commands::verify::run(a),
         Cmd::Serve(a) => commands::serve::run(a),

@@ -591,3 +591,141 @@ fn a_lora_run_on_a_task_file_killed_after_some_fits_resumes_to_the_same_end() {
         None
     );
 }
+
+/// `autotune rl` on the tiny arith from a reference checkpoint: two selectors, 12 steps each,
+/// the held-out error every 2 steps (eps 0.05 is out of reach, so every run takes all 12).
+fn rl_args(out: &Path, reference: &Path) -> Vec<String> {
+    let mut v: Vec<String> = [
+        "rl",
+        "--task",
+        "arith",
+        "--selectors",
+        "uniform,autotune",
+        "--seeds",
+        "1",
+        "--eps",
+        "0.05",
+        "--heldout",
+        "200",
+        "--eval-every",
+        "2",
+        "--max-steps",
+        "12",
+        "--group",
+        "4",
+        "--prompts-per-step",
+        "8",
+        "--coverage-samples",
+        "4",
+        "--coverage-prompts",
+        "50",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for p in [
+        "max_digits=1",
+        "mul_max_digits=1",
+        "d=16",
+        "d_model=32",
+        "layers=2",
+        "heads=2",
+        "batch=16",
+        "min_steps=40",
+        "max_steps=40",
+    ] {
+        v.push("--param".into());
+        v.push(p.into());
+    }
+    v.push("--param".into());
+    v.push(format!("reference={}", reference.display()));
+    v.push("--out".into());
+    v.push(out.display().to_string());
+    v
+}
+
+/// The steps done by every run of an `autotune rl` directory, from the states they kept.
+fn rl_steps_kept(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir.join("rl-state")) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            // Not a state being written (`write_atomic`'s temporary file).
+            name.contains("-seed") && name.ends_with(".json")
+        })
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<Value>(&b).ok())
+        .map(|s| s["steps"].as_array().map_or(0, Vec::len))
+        .sum()
+}
+
+/// rl.json without wall time.
+fn rl_report(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("rl.json")).unwrap();
+    let mut v: Value = serde_json::from_str(&text).unwrap();
+    common::strip_time(&mut v);
+    v
+}
+
+/// `autotune rl` killed (SIGKILL) at 5 points and resumed each time ends with the
+/// uninterrupted run's report: every step, held-out error, rollout and token count.
+#[test]
+fn an_rl_run_killed_at_five_points_resumes_to_the_same_report() {
+    let base = base("rl-resume");
+    let reference = base.join("ref-model.json");
+    run_to_end(&run_args(&base.join("ref-run"), &reference));
+    let whole = base.join("whole");
+    let secs = run_to_end(&rl_args(&whole, &reference));
+    let want = rl_report(&whole);
+    assert_eq!(rl_steps_kept(&whole), 24, "both runs kept their 12 steps");
+
+    let dir = base.join("killed");
+    // Kill once the runs together have kept this many steps (of 24), then resume.
+    let kill_at = [1usize, 5, 9, 14, 19];
+    let mut kept_at_kill = Vec::new();
+    for (i, &at) in kill_at.iter().enumerate() {
+        let mut cmd = bin();
+        if i == 0 {
+            cmd.args(rl_args(&dir, &reference));
+        } else {
+            cmd.arg("resume").arg(&dir);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while rl_steps_kept(&dir) < at {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the run ended before it kept {at} steps"
+            );
+            assert!(t0.elapsed() < Duration::from_secs(120), "no step kept");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        kept_at_kill.push(rl_steps_kept(&dir));
+        assert!(
+            !dir.join("rl.json").exists(),
+            "a killed run wrote its report"
+        );
+    }
+    let out = bin().arg("resume").arg(&dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rl_report(&dir), want, "the resumed report differs");
+    println!(
+        "uninterrupted rl {:.2} s; killed with {kept_at_kill:?} of 24 steps kept, resumed each \
+         time: the same report",
+        secs.as_secs_f64()
+    );
+    std::fs::remove_dir_all(&base).ok();
+}

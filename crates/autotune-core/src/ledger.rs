@@ -611,7 +611,7 @@ impl<'a> Metered<'a> {
     }
 
     /// One policy-gradient update of `student` on its rewarded samples (not journaled: a
-    /// policy-gradient run is not resumable).
+    /// policy-gradient run resumes from its state after a step, not by replaying calls).
     pub fn reinforce(
         &mut self,
         student: &mut dyn Student,
@@ -632,6 +632,13 @@ impl<'a> Metered<'a> {
     /// Counts prompts drawn from D.
     pub fn count_drawn(&mut self, n: usize) {
         self.ledger.prompts_drawn += n as u64;
+    }
+
+    /// Continues from the costs `ledger` of an earlier process (a resumed run): counters as
+    /// they were, and its wall seconds counted as time already spent.
+    pub fn resume_ledger(&mut self, ledger: Ledger) {
+        self.replayed += Duration::from_secs_f64(ledger.wall_seconds.max(0.0));
+        self.ledger = ledger;
     }
 
     /// Excludes `d` (measurement overhead such as held-out evaluation) from wall time.

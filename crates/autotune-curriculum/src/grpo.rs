@@ -14,6 +14,11 @@
 //! update, and then trains on the groups it has (a short batch, reported); a step with no
 //! group at all makes no update and is counted as stalled. Accepted groups are never thrown
 //! away: groups beyond a full batch are carried to the next update.
+//!
+//! A run is resumable: after every step the observer may keep a [`GrpoState`] (the student's
+//! saved state, the carried groups, the stream positions, the costs so far), and
+//! [`run_grpo`] given that state goes on from the next step exactly as the uninterrupted run
+//! would (wall time aside).
 
 use autotune_core::{stream_seed, CoreError, Ledger, Metered, Prompt, Rollout, Student, Task};
 use serde::{Deserialize, Serialize};
@@ -173,12 +178,66 @@ pub struct GrpoStep {
 
 /// Watches training after every step (held-out evaluation); its time is not charged.
 pub trait GrpoObserver {
-    /// The model training starts from (the reference student), before the first step.
+    /// The model training starts from (the reference student), before the first step (not
+    /// called again when a run resumes).
     fn on_start(&mut self, model: &Model) {
         let _ = model;
     }
 
     fn on_step(&mut self, step: &GrpoStep, model: &Model) -> Control;
+
+    /// Whether [`GrpoObserver::keep`] wants the state after every step (saving the student
+    /// costs a copy of its weights, so runs that cannot be resumed skip it).
+    fn keeps_states(&self) -> bool {
+        false
+    }
+
+    /// The observer's own state, kept inside each [`GrpoState`].
+    fn save(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
+    /// Restores what [`GrpoObserver::save`] returned, when a run resumes.
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), CurriculumError> {
+        let _ = state;
+        Ok(())
+    }
+
+    /// The state after a step (and after the last one, with `stop` set), to be kept where a
+    /// resumed run will find it.
+    fn keep(&mut self, state: &GrpoState) -> Result<(), CurriculumError> {
+        let _ = state;
+        Ok(())
+    }
+}
+
+/// Everything [`run_grpo`] needs to go on after a step as if it had not stopped.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GrpoState {
+    /// The steps done.
+    pub steps: Vec<GrpoStep>,
+    /// Why training ended, once it has (a resumed run then only rebuilds the outcome).
+    pub stop: Option<String>,
+    /// The student as [`Student::save`] writes it.
+    pub student: String,
+    /// Accepted groups waiting for the next step.
+    pub carry: Vec<SavedGroup>,
+    /// Prompts drawn from the training stream, generations sampled (the sample seeds' counter).
+    pub drawn: u64,
+    pub sample_calls: u64,
+    pub est_accept: f64,
+    pub short_steps: usize,
+    pub stalled_steps: usize,
+    /// Costs so far, wall seconds included.
+    pub ledger: Ledger,
+    pub observer: serde_json::Value,
+}
+
+/// A carried group as kept in a [`GrpoState`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SavedGroup {
+    pub prompt: Prompt,
+    pub samples: Vec<(autotune_core::Trace, bool)>,
 }
 
 /// Why training ended, and what it spent.
@@ -194,10 +253,7 @@ pub struct GrpoOutcome {
 }
 
 /// A group of samples on one prompt, with their verdicts.
-struct Group {
-    prompt: Prompt,
-    samples: Vec<(autotune_core::Trace, bool)>,
-}
+type Group = SavedGroup;
 
 impl Group {
     fn passes(&self) -> usize {
@@ -213,11 +269,13 @@ pub fn run_grpo(
     budget: &Budget,
     max_rollouts: Option<u64>,
     observer: &mut dyn GrpoObserver,
+    resume: Option<GrpoState>,
 ) -> Result<GrpoOutcome, CurriculumError> {
     cfg.validate()?;
-    let student: Box<dyn Student> = match task.reference_student() {
-        Some(s) => s?,
-        None => {
+    let student: Box<dyn Student> = match (task.reference_student(), &resume) {
+        (Some(_), Some(state)) => task.load_student(&state.student)?,
+        (Some(s), None) => s?,
+        (None, _) => {
             return Err(CoreError::Input(format!(
                 "policy-gradient training starts from the task's reference policy, and task {} \
                  has none that can be trained (arith: --param reference=CHECKPOINT, a student \
@@ -229,18 +287,49 @@ pub fn run_grpo(
     };
     let mut model = Model::Single(Some(student));
     let mut meter = Metered::new(task);
-    let t0 = std::time::Instant::now();
-    observer.on_start(&model);
-    meter.exclude_time(t0.elapsed());
     let mut source = task.prompts("train", seed)?;
     let mut carry: Vec<Group> = Vec::new();
     let mut steps = Vec::new();
     let (mut short_steps, mut stalled_steps) = (0usize, 0usize);
     let mut est_accept = 1.0f64;
     let mut sample_calls = 0u64;
-    let b = cfg.prompts_per_step;
+    let mut drawn_total = 0u64;
     let mut stop = "max-steps".to_string();
-    for step in 0..cfg.max_steps {
+    let mut stopped = None;
+    match resume {
+        None => {
+            let t0 = std::time::Instant::now();
+            observer.on_start(&model);
+            meter.exclude_time(t0.elapsed());
+        }
+        Some(state) => {
+            observer.restore(&state.observer)?;
+            meter.resume_ledger(state.ledger);
+            // The same prompts as before the stop: drawn again and dropped (a source's `skip`
+            // may leave a generator's random stream where it is).
+            let mut left = state.drawn;
+            while left > 0 {
+                let k = left.min(4096);
+                source.draw(k as usize)?;
+                left -= k;
+            }
+            drawn_total = state.drawn;
+            carry = state.carry;
+            steps = state.steps;
+            short_steps = state.short_steps;
+            stalled_steps = state.stalled_steps;
+            est_accept = state.est_accept;
+            sample_calls = state.sample_calls;
+            stopped = state.stop;
+        }
+    }
+    let b = cfg.prompts_per_step;
+    let first = steps.len();
+    for step in first..cfg.max_steps {
+        if let Some(s) = stopped.take() {
+            stop = s;
+            break;
+        }
         let l = meter.snapshot();
         if let Some(what) = exhausted(budget, max_rollouts, &l) {
             stop = format!("budget: {what}");
@@ -261,6 +350,7 @@ pub fn run_grpo(
             }
             .clamp(need, 64 * b);
             let mut cands = source.draw(n)?;
+            drawn_total += n as u64;
             meter.count_drawn(cands.len());
             drawn += cands.len() as u64;
             if cfg.selector == Selector::Autotune {
@@ -341,12 +431,39 @@ pub fn run_grpo(
         };
         let t0 = std::time::Instant::now();
         let control = observer.on_step(&report, &model);
-        meter.exclude_time(t0.elapsed());
         steps.push(report);
-        if control == Control::Stop {
-            stop = "observer".into();
+        let done = (control == Control::Stop).then(|| "observer".to_string());
+        if observer.keeps_states() {
+            let state = GrpoState {
+                steps: steps.clone(),
+                stop: done.clone(),
+                student: model
+                    .members()
+                    .first()
+                    .and_then(|(s, _)| s.save())
+                    .ok_or_else(|| {
+                        CoreError::Student("a policy-gradient student could not be saved".into())
+                    })?,
+                carry: carry.clone(),
+                drawn: drawn_total,
+                sample_calls,
+                est_accept,
+                short_steps,
+                stalled_steps,
+                ledger: meter.snapshot(),
+                observer: observer.save(),
+            };
+            observer.keep(&state)?;
+        }
+        meter.exclude_time(t0.elapsed());
+        if let Some(d) = done {
+            stop = d;
             break;
         }
+    }
+    if let Some(s) = stopped {
+        // Resumed from the state after the last step of `max_steps`.
+        stop = s;
     }
     Ok(GrpoOutcome {
         steps,

@@ -31,7 +31,9 @@ pub use engine::{
     Context, Control, NoObserver, Observer, Outcome, PhaseReport, PromptScore, StopReason,
     DEFAULT_MAX_TEACH, GIVE_UP_AFTER,
 };
-pub use grpo::{run_grpo, GrpoConfig, GrpoObserver, GrpoOutcome, GrpoStep, Selector};
+pub use grpo::{
+    run_grpo, GrpoConfig, GrpoObserver, GrpoOutcome, GrpoState, GrpoStep, SavedGroup, Selector,
+};
 pub use model::{plurality, Member, Model};
 pub use strategy::{
     build_strategy, certificate_rule, strategy_info, strategy_names, Certificate, CertificateRule,

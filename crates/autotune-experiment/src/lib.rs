@@ -61,8 +61,8 @@ pub use journal::{
 pub use metrics::{EndRecord, EvalRecord, MetricRecord, PhaseRecord, RunKey};
 pub use plan::{CompareSpec, Plan, ResolvedStrategy, ResolvedTask};
 pub use rl::{
-    aggregate_rl, coverage_text, measure_coverage, rl_table, run_rl, run_rl_one, Coverage,
-    RlAggregate, RlCheckpoint, RlReport, RlRun, RlSpec,
+    aggregate_rl, coverage_text, measure_coverage, rl_state_path, rl_table, run_rl, run_rl_one,
+    Coverage, RlAggregate, RlCheckpoint, RlReport, RlRun, RlSpec,
 };
 pub use run::{
     heldout_size, journal_stream, run_one, run_one_full, Checkpoint, RunArtifacts, RunResult,

@@ -3,8 +3,11 @@
 //! reference policy's measured coverage.
 
 use autotune_core::{stream_seed, Ledger, Params, Prompt, Task, TaskFactory, Token, Trace};
+use std::path::{Path, PathBuf};
+
 use autotune_curriculum::{
-    run_grpo, Budget, Control, GrpoConfig, GrpoObserver, GrpoStep, Model, Selector,
+    run_grpo, Budget, Control, CurriculumError, GrpoConfig, GrpoObserver, GrpoState, GrpoStep,
+    Model, Selector,
 };
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -221,6 +224,15 @@ struct Watch<'a, F: Fn(&GrpoStep, Option<f64>)> {
     checkpoints: Vec<RlCheckpoint>,
     reached: Option<usize>,
     on_step: &'a F,
+    /// Where the run keeps its state after every step (a resumable run).
+    state: Option<PathBuf>,
+}
+
+/// What [`Watch`] keeps in a [`GrpoState`].
+#[derive(Serialize, Deserialize)]
+struct WatchState {
+    checkpoints: Vec<RlCheckpoint>,
+    reached: Option<usize>,
 }
 
 impl<F: Fn(&GrpoStep, Option<f64>)> Watch<'_, F> {
@@ -257,16 +269,73 @@ impl<F: Fn(&GrpoStep, Option<f64>)> GrpoObserver for Watch<'_, F> {
             Control::Continue
         }
     }
+
+    fn keeps_states(&self) -> bool {
+        self.state.is_some()
+    }
+
+    fn save(&self) -> serde_json::Value {
+        serde_json::to_value(WatchState {
+            checkpoints: self.checkpoints.clone(),
+            reached: self.reached,
+        })
+        .expect("json")
+    }
+
+    fn restore(&mut self, state: &serde_json::Value) -> Result<(), CurriculumError> {
+        let w = WatchState::deserialize(state).map_err(|e| {
+            autotune_core::CoreError::Journal(format!("the held-out curve of a saved state: {e}"))
+        })?;
+        self.checkpoints = w.checkpoints;
+        self.reached = w.reached;
+        Ok(())
+    }
+
+    fn keep(&mut self, state: &GrpoState) -> Result<(), CurriculumError> {
+        let Some(path) = &self.state else {
+            return Ok(());
+        };
+        let text = serde_json::to_string(state).expect("json");
+        crate::write_atomic(path, &text)
+            .map_err(|e| autotune_core::CoreError::Journal(e.to_string()).into())
+    }
+}
+
+/// The file where run (`selector`, `seed`) keeps its state in `dir`.
+pub fn rl_state_path(dir: &Path, selector: Selector, seed: u64) -> PathBuf {
+    dir.join(format!("{}-seed{seed}.json", selector.name()))
+}
+
+/// Reads a state kept by an earlier process, if there is one.
+fn read_state(path: &Path) -> Result<Option<GrpoState>, ExperimentError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(ExperimentError::Invalid(format!(
+                "{}: cannot read the run's state: {e}",
+                path.display()
+            )))
+        }
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| {
+        ExperimentError::Invalid(format!(
+            "{}: not the state of an `autotune rl` run: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// Trains with `selector` on `seed`; `on_step` sees every step (and the held-out error where
-/// it was evaluated).
+/// it was evaluated). With `states`, the run keeps its state after every step in that
+/// directory ([`rl_state_path`]) and goes on from a state already there.
 pub fn run_rl_one(
     tasks: &dyn TaskFactory,
     spec: &RlSpec,
     selector: Selector,
     seed: u64,
     on_step: &(impl Fn(&GrpoStep, Option<f64>) + Sync),
+    states: Option<&Path>,
 ) -> Result<RlRun, ExperimentError> {
     if !(spec.eps > 0.0 && spec.eps < 1.0) {
         return Err(ExperimentError::Invalid(format!(
@@ -291,6 +360,11 @@ pub fn run_rl_one(
         checkpoints: Vec::new(),
         reached: None,
         on_step,
+        state: states.map(|d| rl_state_path(d, selector, seed)),
+    };
+    let resume = match &watch.state {
+        Some(path) => read_state(path)?,
+        None => None,
     };
     let cfg = GrpoConfig {
         selector,
@@ -303,6 +377,7 @@ pub fn run_rl_one(
         &spec.budget,
         spec.max_rollouts,
         &mut watch,
+        resume,
     )?;
     let final_error = match watch.checkpoints.last() {
         Some(c) if c.step == outcome.steps.len() => c.heldout_error,
@@ -376,10 +451,15 @@ pub fn aggregate_rl(runs: &[RlRun], selectors: &[Selector]) -> Vec<RlAggregate> 
 pub type StepHook = dyn Fn(Selector, u64, &GrpoStep, Option<f64>) + Sync;
 
 /// Runs every selector on every seed (in parallel) and aggregates.
+///
+/// With `states`, every run keeps its state there after each step and goes on from a state
+/// already there (`autotune resume` of an `autotune rl` run directory), and the coverage of
+/// pi_ref is kept there too.
 pub fn run_rl(
     tasks: &dyn TaskFactory,
     spec: &RlSpec,
     on_step: &StepHook,
+    states: Option<&Path>,
 ) -> Result<RlReport, ExperimentError> {
     let t0 = std::time::Instant::now();
     if spec.selectors.is_empty() || spec.seeds == 0 {
@@ -388,16 +468,34 @@ pub fn run_rl(
         ));
     }
     spec.grpo.validate()?;
-    let coverage = if spec.coverage_samples > 0 {
-        let (task, _) = tasks.build(&spec.task, &spec.task_params, spec.base_seed)?;
-        Some(measure_coverage(
-            task.as_ref(),
-            spec.coverage_prompts,
-            spec.coverage_samples,
-            spec.base_seed,
-        )?)
-    } else {
-        None
+    if let Some(d) = states {
+        std::fs::create_dir_all(d)
+            .map_err(|e| ExperimentError::Invalid(format!("{}: {e}", d.display())))?;
+    }
+    let kept_coverage = states.map(|d| d.join("coverage.json"));
+    let coverage = match &kept_coverage {
+        Some(path) if path.exists() => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ExperimentError::Invalid(format!("{}: {e}", path.display())))?;
+            Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| ExperimentError::Invalid(format!("{}: {e}", path.display())))?,
+            )
+        }
+        _ if spec.coverage_samples > 0 => {
+            let (task, _) = tasks.build(&spec.task, &spec.task_params, spec.base_seed)?;
+            let c = measure_coverage(
+                task.as_ref(),
+                spec.coverage_prompts,
+                spec.coverage_samples,
+                spec.base_seed,
+            )?;
+            if let Some(path) = &kept_coverage {
+                crate::write_atomic(path, &serde_json::to_string(&c).expect("json"))?;
+            }
+            Some(c)
+        }
+        _ => None,
     };
     let jobs: Vec<(Selector, u64)> = (0..spec.seeds)
         .flat_map(|i| spec.selectors.iter().map(move |&s| (s, spec.base_seed + i)))
@@ -405,9 +503,14 @@ pub fn run_rl(
     let runs: Vec<RlRun> = jobs
         .par_iter()
         .map(|&(s, seed)| {
-            run_rl_one(tasks, spec, s, seed, &|st: &GrpoStep, e| {
-                on_step(s, seed, st, e)
-            })
+            run_rl_one(
+                tasks,
+                spec,
+                s,
+                seed,
+                &|st: &GrpoStep, e| on_step(s, seed, st, e),
+                states,
+            )
         })
         .collect::<Result<_, _>>()?;
     Ok(RlReport {

@@ -4,7 +4,8 @@
 
 use autotune_core::{Demo, Params, Task};
 use autotune_curriculum::{
-    run_grpo, Budget, Control, GrpoConfig, GrpoObserver, GrpoStep, Model, Selector,
+    run_grpo, Budget, Control, CurriculumError, GrpoConfig, GrpoObserver, GrpoState, GrpoStep,
+    Model, Selector,
 };
 
 /// The tiny arith, batch 16.
@@ -61,7 +62,7 @@ fn train(
         normalize_std: true,
     };
     let mut obs = Steps(Vec::new());
-    let out = run_grpo(task, &cfg, 5, &Budget::default(), None, &mut obs).unwrap();
+    let out = run_grpo(task, &cfg, 5, &Budget::default(), None, &mut obs, None).unwrap();
     (obs.0, out.ledger, out.short_steps, out.stalled_steps)
 }
 
@@ -141,6 +142,7 @@ fn training_is_deterministic_and_needs_a_trainable_reference() {
         &Budget::default(),
         None,
         &mut obs,
+        None,
     )
     .map(|_| ())
     .expect_err("no reference")
@@ -156,7 +158,8 @@ fn training_is_deterministic_and_needs_a_trainable_reference() {
         0,
         &Budget::default(),
         None,
-        &mut obs
+        &mut obs,
+        None
     )
     .is_err());
     // A checkpoint of another model is a clear error naming the file.
@@ -206,5 +209,79 @@ fn rejection_sampling_from_a_neural_reference_trains_a_fresh_student() {
         assert!(l.reference_samples <= 4 * (l.reference_demos + l.reference_unsolved));
         assert_eq!(r.checkpoints.last().unwrap().demos, l.reference_demos);
         assert!(l.training_steps > 0);
+    }
+}
+
+/// Keeps every state it is given.
+struct Keeper(Vec<GrpoState>);
+impl GrpoObserver for Keeper {
+    fn on_step(&mut self, _: &GrpoStep, _: &Model) -> Control {
+        Control::Continue
+    }
+    fn keeps_states(&self) -> bool {
+        true
+    }
+    fn keep(&mut self, state: &GrpoState) -> Result<(), CurriculumError> {
+        self.0.push(state.clone());
+        Ok(())
+    }
+}
+
+/// A run resumed from the state it kept after any step goes on exactly as the uninterrupted
+/// run: the same steps (wall time aside) and the same student at the end.
+#[test]
+fn a_run_resumed_from_any_kept_state_goes_on_as_the_uninterrupted_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = task(&reference(dir.path()));
+    for selector in [Selector::Uniform, Selector::Autotune] {
+        let cfg = GrpoConfig {
+            selector,
+            group: 4,
+            prompts_per_step: 4,
+            max_steps: 5,
+            ..GrpoConfig::default()
+        };
+        let run = |resume: Option<GrpoState>| {
+            let mut k = Keeper(Vec::new());
+            run_grpo(
+                t.as_ref(),
+                &cfg,
+                5,
+                &Budget::default(),
+                None,
+                &mut k,
+                resume,
+            )
+            .unwrap();
+            k.0
+        };
+        let strip = |s: &GrpoState| {
+            let mut v = serde_json::to_value(&s.steps).unwrap();
+            for step in v.as_array_mut().unwrap() {
+                step["ledger"]["wall_seconds"] = serde_json::Value::Null;
+            }
+            v
+        };
+        let whole = run(None);
+        assert_eq!(whole.len(), 5);
+        for k in 0..4 {
+            let resumed = run(Some(whole[k].clone()));
+            assert_eq!(resumed.len(), 4 - k, "{selector:?} from step {k}");
+            let last = resumed.last().unwrap();
+            assert_eq!(
+                strip(last),
+                strip(&whole[4]),
+                "{selector:?} resumed after step {k}"
+            );
+            assert_eq!(
+                autotune_tasks::neural::NeuralStudent::state_difference(
+                    &last.student,
+                    &whole[4].student
+                )
+                .unwrap(),
+                None,
+                "{selector:?} resumed after step {k}: the student"
+            );
+        }
     }
 }

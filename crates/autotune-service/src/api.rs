@@ -44,6 +44,7 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub token: Option<String>,
     pub default_lease_seconds: f64,
+    pub compact_every: u64,
 }
 
 type Shared = Arc<AppState>;
@@ -225,7 +226,11 @@ async fn outcomes(
         } else {
             let key = req.idempotency_key.clone();
             let (body, op) = p.outcomes(req)?;
-            let seq = st.submit(vec![op])?;
+            let mut ops = vec![op];
+            if p.outcomes_since_compaction() >= st.compact_every {
+                ops.push(p.compact());
+            }
+            let seq = st.submit(ops)?;
             if let Some(k) = key {
                 p.remember(k, seq, body.clone());
             }

@@ -57,6 +57,15 @@
 //! then answers 503 to every write and `/healthz` reports it until restarted, when the state is
 //! read back from the file.
 //!
+//! A restart reads the store back, so what it reads is kept bounded: after every
+//! `compact_every` outcomes (default 100,000; `autotune serve --compact-every N`) a pool writes
+//! the state of each prompt whose outcomes changed (per phase: the correct count and the sample
+//! numbers reported, as ranges) and deletes its outcome rows, in the same ordered stream as
+//! every other write. A restart then reads one state per prompt and at most `compact_every`
+//! rows. Sample numbers kept as ranges still refuse every duplicate; idempotency keys are kept
+//! for the 100,000 most recent reports of a pool, and an older key's retry is answered as
+//! duplicates (nothing is counted twice) rather than replayed.
+//!
 //! # Limits and security
 //! Binds 127.0.0.1 by default; request bodies over `max_body_bytes` (8 MiB) get 413; with a
 //! token set, every route but `/healthz` needs `Authorization: Bearer TOKEN` (401 otherwise).
@@ -71,6 +80,7 @@ pub mod fuzzing;
 pub mod load;
 mod mask;
 mod pool;
+mod samples;
 mod store;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -139,7 +149,14 @@ pub struct ServiceConfig {
     pub lease_seconds: f64,
     /// Tokio worker threads (None: one per core).
     pub workers: Option<usize>,
+    /// A pool compacts its stored outcomes after this many new ones: the rows are replaced by
+    /// each prompt's tallies and sample ranges, so that a restart reads at most this many rows
+    /// plus one state per prompt (default [`DEFAULT_COMPACT_EVERY`]).
+    pub compact_every: u64,
 }
+
+/// Default of [`ServiceConfig::compact_every`].
+pub const DEFAULT_COMPACT_EVERY: u64 = 100_000;
 
 /// Default port of `autotune serve`.
 pub const DEFAULT_PORT: u16 = 8470;
@@ -157,6 +174,7 @@ impl ServiceConfig {
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             lease_seconds: 600.0,
             workers: None,
+            compact_every: DEFAULT_COMPACT_EVERY,
         }
     }
 
@@ -237,6 +255,7 @@ pub fn spawn(config: ServiceConfig) -> Result<RunningService, ServiceError> {
         store: store.clone(),
         token: config.token.clone(),
         default_lease_seconds: config.lease_seconds,
+        compact_every: config.compact_every.max(1),
     });
     let app = api::router(state, config.max_body_bytes);
     let mut rt = tokio::runtime::Builder::new_multi_thread();

@@ -4,7 +4,7 @@
 //! the store while still holding the pool's lock (so the disk sees writes in memory order) and
 //! answers once they have committed.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use autotune_core::Ledger;
@@ -14,7 +14,10 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::mask::{member_alphas, Mask, MaskSpec, PhaseTally, Scored};
-use crate::store::{Counters, LeaseRow, Op, OutcomeRow, PoolRecord, PromptRow};
+use crate::samples::SampleSet;
+use crate::store::{
+    CompactPhase, CompactState, Counters, LeaseRow, Op, OutcomeRow, PoolRecord, PromptRow,
+};
 
 /// A prompt as registered.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -58,8 +61,12 @@ struct PromptState {
     data: Arc<PromptIn>,
     /// Tallies by phase.
     tallies: Vec<PhaseTally>,
-    /// `(phase << 32) | sample` of every outcome recorded, to refuse double counting.
-    seen: HashSet<u64>,
+    /// The samples of every outcome recorded, by phase, to refuse double counting.
+    seen: Vec<SampleSet>,
+    /// Tokens of every outcome recorded.
+    tokens: u64,
+    /// Changed since the last compaction.
+    dirty: bool,
     lease: Option<Lease>,
     /// Next sample index handed out in the current phase.
     next_sample: u32,
@@ -71,7 +78,9 @@ impl PromptState {
         PromptState {
             data: Arc::new(data),
             tallies: Vec::new(),
-            seen: HashSet::new(),
+            seen: Vec::new(),
+            tokens: 0,
+            dirty: false,
             lease: None,
             next_sample: 0,
             samples_total: 0,
@@ -103,8 +112,15 @@ pub struct Pool {
     index: HashMap<String, usize>,
     counters: Counters,
     totals: Totals,
-    /// Idempotency key -> (store sequence number, response).
+    /// Idempotency key -> (store sequence number, response); the most recent
+    /// [`IDEMPOTENCY_KEYS_KEPT`], oldest first in `idem_order`.
     idem: HashMap<String, (u64, Value)>,
+    idem_order: VecDeque<String>,
+    /// Keys evicted from memory and not yet deleted from the store (by the next compaction).
+    idem_expired: Vec<String>,
+    /// Prompts whose outcomes changed since the last compaction, and how many outcomes.
+    dirty: Vec<usize>,
+    since_compaction: u64,
     alphas: Vec<f64>,
     alphas_dirty: bool,
 }
@@ -160,6 +176,9 @@ pub struct PhaseRequest {
 
 /// Most prompts one `next` may return.
 pub const MAX_N: usize = 10_000;
+/// Idempotency keys a pool remembers, most recent first: an older key's retry is answered as
+/// duplicates (its outcomes are already counted: sample numbers refuse them), not replayed.
+pub const IDEMPOTENCY_KEYS_KEPT: usize = 100_000;
 /// Most samples per prompt one `next` may lease.
 pub const MAX_K: u32 = 4096;
 /// Most bytes in an id, a model version or an idempotency key.
@@ -221,6 +240,10 @@ impl Pool {
             counters: Counters::default(),
             totals: Totals::default(),
             idem: HashMap::new(),
+            idem_order: VecDeque::new(),
+            idem_expired: Vec::new(),
+            dirty: Vec::new(),
+            since_compaction: 0,
             alphas: Vec::new(),
             alphas_dirty: true,
         };
@@ -263,6 +286,16 @@ impl Pool {
             }));
         }
         let current = pool.phase();
+        for (id, state) in rec.compacted {
+            let Some(&i) = pool.index.get(&id) else {
+                return Err(format!(
+                    "pool {}: compacted state of unknown prompt {id}",
+                    rec.name
+                ));
+            };
+            pool.restore_compacted(i, state)
+                .map_err(|e| format!("pool {}: prompt {id}: {e}", rec.name))?;
+        }
         for o in rec.outcomes {
             let Some(&i) = pool.index.get(&o.prompt_id) else {
                 return Err(format!(
@@ -290,11 +323,10 @@ impl Pool {
             } else {
                 Purpose::Rollouts
             };
-            let reported = p.seen.iter().filter(|&&key| {
-                let (ph, s) = ((key >> 32) as u32, key as u32);
-                ph == current && s >= l.sample_base && s < l.sample_base.saturating_add(l.k)
+            let reported = p.seen.get(current as usize).map_or(0, |s| {
+                s.count_in(l.sample_base, l.sample_base.saturating_add(l.k))
             });
-            let remaining = l.k.saturating_sub(reported.count() as u32);
+            let remaining = l.k.saturating_sub(reported.min(u64::from(u32::MAX)) as u32);
             p.lease = Some(Lease {
                 purpose,
                 expires: l.expires,
@@ -304,9 +336,89 @@ impl Pool {
         for (key, resp) in rec.idempotency {
             let v: Value = serde_json::from_str(&resp)
                 .map_err(|e| format!("pool {}: idempotency record: {e}", rec.name))?;
-            pool.idem.insert(key, (0, v));
+            pool.remember(key, 0, v);
         }
+        // The outcome rows replayed above are still rows in the store: the next compaction
+        // comes that much sooner.
         Ok(pool)
+    }
+
+    /// Loads a prompt's compacted state (before any outcome row of it is replayed).
+    fn restore_compacted(&mut self, i: usize, state: CompactState) -> Result<(), String> {
+        let current = self.phase();
+        let p = &mut self.prompts[i];
+        if !p.seen.is_empty() {
+            return Err("two compacted states".into());
+        }
+        for ph in state.phases {
+            if ph.phase > current || !ph.samples.is_valid() {
+                return Err(format!("a compacted phase {} that is not valid", ph.phase));
+            }
+            let n = ph.samples.len();
+            if u64::from(ph.correct) > n || n > u64::from(u32::MAX) {
+                return Err(format!("phase {}: {} correct of {n}", ph.phase, ph.correct));
+            }
+            let k = ph.phase as usize;
+            if p.seen.len() <= k {
+                p.seen.resize(k + 1, SampleSet::default());
+            }
+            if p.tallies.len() <= k {
+                p.tallies.resize(k + 1, PhaseTally::default());
+            }
+            if ph.phase == current {
+                p.next_sample = p.next_sample.max(ph.samples.end());
+            }
+            p.tallies[k].samples += n as u32;
+            p.tallies[k].correct += ph.correct;
+            p.samples_total += n;
+            self.totals.outcomes += n;
+            self.totals.correct += u64::from(ph.correct);
+            p.seen[k] = ph.samples;
+        }
+        p.tokens = state.tokens;
+        self.totals.tokens += state.tokens;
+        self.alphas_dirty = true;
+        Ok(())
+    }
+
+    /// Outcomes recorded since the last compaction (replayed rows included).
+    pub fn outcomes_since_compaction(&self) -> u64 {
+        self.since_compaction
+    }
+
+    /// The compaction op: the state of every prompt changed since the last one, and the
+    /// idempotency keys evicted from memory. Submit it under the pool's lock like any write.
+    pub fn compact(&mut self) -> Op {
+        let mut states = Vec::with_capacity(self.dirty.len());
+        for i in std::mem::take(&mut self.dirty) {
+            let p = &mut self.prompts[i];
+            p.dirty = false;
+            let phases = p
+                .seen
+                .iter()
+                .zip(&p.tallies)
+                .enumerate()
+                .filter(|(_, (s, _))| !s.is_empty())
+                .map(|(k, (s, t))| CompactPhase {
+                    phase: k as u32,
+                    correct: t.correct,
+                    samples: s.clone(),
+                })
+                .collect();
+            states.push((
+                p.data.id.clone(),
+                CompactState {
+                    tokens: p.tokens,
+                    phases,
+                },
+            ));
+        }
+        self.since_compaction = 0;
+        Op::Compact {
+            pool: self.name.clone(),
+            states,
+            expired_keys: std::mem::take(&mut self.idem_expired),
+        }
     }
 
     /// Prompts registered.
@@ -320,13 +432,22 @@ impl Pool {
 
     fn record(&mut self, i: usize, phase: u32, sample: u32, correct: bool, tokens: Option<u64>) {
         let p = &mut self.prompts[i];
-        if !p.seen.insert((u64::from(phase) << 32) | u64::from(sample)) {
+        let ph = phase as usize;
+        if p.seen.len() <= ph {
+            p.seen.resize(ph + 1, SampleSet::default());
+        }
+        if !p.seen[ph].insert(sample) {
             return;
         }
-        let ph = phase as usize;
         if p.tallies.len() <= ph {
             p.tallies.resize(ph + 1, PhaseTally::default());
         }
+        p.tokens += tokens.unwrap_or(0);
+        if !p.dirty {
+            p.dirty = true;
+            self.dirty.push(i);
+        }
+        self.since_compaction += 1;
         p.tallies[ph].samples += 1;
         p.tallies[ph].correct += u32::from(correct);
         p.samples_total += 1;
@@ -641,7 +762,15 @@ impl Pool {
 
     /// Remembers the response of an idempotency key once its op has a sequence number.
     pub fn remember(&mut self, key: String, seq: u64, body: Value) {
-        self.idem.insert(key, (seq, body));
+        if self.idem.insert(key.clone(), (seq, body)).is_none() {
+            self.idem_order.push_back(key);
+        }
+        while self.idem_order.len() > IDEMPOTENCY_KEYS_KEPT {
+            if let Some(old) = self.idem_order.pop_front() {
+                self.idem.remove(&old);
+                self.idem_expired.push(old);
+            }
+        }
     }
 
     /// Advances to the next phase (model version): ranks of single-model masks restart from the

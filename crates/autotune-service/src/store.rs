@@ -47,6 +47,31 @@ pub enum Op {
         phase: u32,
         model_version: String,
     },
+    /// A compaction: the state of every prompt whose outcomes changed since the last one
+    /// replaces the pool's outcome rows (all of them are in these states, since writes apply
+    /// in the order they were made in memory), and idempotency keys evicted from memory are
+    /// deleted.
+    Compact {
+        pool: String,
+        states: Vec<(String, CompactState)>,
+        expired_keys: Vec<String>,
+    },
+}
+
+/// What a prompt's outcomes add up to, stored in place of the outcome rows by a compaction.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CompactState {
+    /// Tokens of every outcome reported for the prompt.
+    pub tokens: u64,
+    pub phases: Vec<CompactPhase>,
+}
+
+/// One phase of a [`CompactState`]: its tally and the sample numbers reported (for duplicates).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CompactPhase {
+    pub phase: u32,
+    pub correct: u32,
+    pub samples: crate::samples::SampleSet,
 }
 
 #[derive(Debug, Clone)]
@@ -103,8 +128,11 @@ pub struct PoolRecord {
     /// `(phase, model_version)`, by phase.
     pub phases: Vec<(u32, String)>,
     pub prompts: Vec<PromptRow>,
+    /// Prompts' states written by compactions, then the outcome rows written since.
+    pub compacted: Vec<(String, CompactState)>,
     pub outcomes: Vec<OutcomeRow>,
     pub leases: Vec<LeaseRow>,
+    /// Oldest first.
     pub idempotency: Vec<(String, String)>,
 }
 
@@ -188,6 +216,9 @@ CREATE TABLE IF NOT EXISTS leases (
     PRIMARY KEY (pool, prompt_id));
 CREATE TABLE IF NOT EXISTS idempotency (
     pool TEXT NOT NULL, key TEXT NOT NULL, response TEXT NOT NULL, PRIMARY KEY (pool, key));
+CREATE TABLE IF NOT EXISTS compacted (
+    pool TEXT NOT NULL, prompt_id TEXT NOT NULL, state TEXT NOT NULL,
+    PRIMARY KEY (pool, prompt_id)) WITHOUT ROWID;
 ";
 
 fn open(path: &Path) -> Result<Connection, ServiceError> {
@@ -276,7 +307,23 @@ fn read_snapshot(conn: &Connection) -> rusqlite::Result<Snapshot> {
             })?
             .collect::<rusqlite::Result<_>>()?;
         let mut st =
-            conn.prepare_cached("SELECT key, response FROM idempotency WHERE pool = ?1")?;
+            conn.prepare_cached("SELECT prompt_id, state FROM compacted WHERE pool = ?1")?;
+        p.compacted = st
+            .query_map([&p.name], |r| {
+                let (id, text): (String, String) = (r.get(0)?, r.get(1)?);
+                let state = serde_json::from_str(&text).map_err(|e| {
+                    rusqlite::Error::FromSqlConversionFailure(
+                        1,
+                        rusqlite::types::Type::Text,
+                        format!("compacted state of prompt {id}: {e}").into(),
+                    )
+                })?;
+                Ok((id, state))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut st = conn.prepare_cached(
+            "SELECT key, response FROM idempotency WHERE pool = ?1 ORDER BY rowid",
+        )?;
         p.idempotency = st
             .query_map([&p.name], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
@@ -399,6 +446,28 @@ fn apply(tx: &rusqlite::Transaction, op: &Op) -> rusqlite::Result<()> {
             )?;
             tx.execute("DELETE FROM leases WHERE pool = ?1", [pool])?;
         }
+        Op::Compact {
+            pool,
+            states,
+            expired_keys,
+        } => {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO compacted (pool, prompt_id, state) VALUES (?1, ?2, ?3)",
+            )?;
+            for (id, state) in states {
+                st.execute(params![
+                    pool,
+                    id,
+                    serde_json::to_string(state).expect("json")
+                ])?;
+            }
+            tx.execute("DELETE FROM outcomes WHERE pool = ?1", [pool])?;
+            let mut del =
+                tx.prepare_cached("DELETE FROM idempotency WHERE pool = ?1 AND key = ?2")?;
+            for key in expired_keys {
+                del.execute(params![pool, key])?;
+            }
+        }
     }
     Ok(())
 }
@@ -507,7 +576,8 @@ impl Store {
     }
 }
 
-/// Reads a pool's stored mask (used by tests and tools that inspect a store offline).
+/// The outcomes a store holds for a pool, compacted or not (used by tests and tools that
+/// inspect a store offline); `None` when there is no such pool.
 pub fn stored_outcome_count(path: &Path, pool: &str) -> Result<Option<u64>, ServiceError> {
     let conn = Connection::open(path).map_err(|e| ServiceError::store(path, e))?;
     let exists: Option<i64> = conn
@@ -524,5 +594,21 @@ pub fn stored_outcome_count(path: &Path, pool: &str) -> Result<Option<u64>, Serv
             |r| r.get(0),
         )
         .map_err(|e| ServiceError::store(path, e))?;
-    Ok(Some(n as u64))
+    let mut compacted = 0u64;
+    let mut st = conn
+        .prepare("SELECT state FROM compacted WHERE pool = ?1")
+        .map_err(|e| ServiceError::store(path, e))?;
+    let states = st
+        .query_map([pool], |r| r.get::<_, String>(0))
+        .map_err(|e| ServiceError::store(path, e))?;
+    for text in states {
+        let text = text.map_err(|e| ServiceError::store(path, e))?;
+        let state: CompactState =
+            serde_json::from_str(&text).map_err(|e| ServiceError::Restore {
+                path: path.to_path_buf(),
+                message: format!("pool {pool}: a compacted state: {e}"),
+            })?;
+        compacted += state.phases.iter().map(|p| p.samples.len()).sum::<u64>();
+    }
+    Ok(Some(n as u64 + compacted))
 }

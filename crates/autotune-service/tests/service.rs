@@ -525,7 +525,9 @@ fn load_then_sigkill_then_restart_loses_nothing() {
     let store = dir.path().join("load.sqlite");
     let launch = || {
         let mut c = Command::new(env!("CARGO_BIN_EXE_autotune-service"));
-        c.args(["--port", "0", "--store"]).arg(&store);
+        // Compactions during the load: the SIGKILL may land in one.
+        c.args(["--port", "0", "--compact-every", "500", "--store"])
+            .arg(&store);
         c
     };
     let cfg = LoadConfig {
@@ -628,4 +630,105 @@ fn released_leases_are_eligible_again_and_stay_released_after_a_restart() {
         &json!({"n": 4, "purpose": "rollouts", "k": 1}),
     )));
     assert_eq!(again.len(), 3);
+}
+
+/// The same history on a store that compacts every 7 outcomes and on one that never does: after
+/// a restart both answer the same state, the same duplicates (of samples now held only as
+/// ranges) and the same idempotency replays, and the compacting store keeps fewer outcome rows.
+#[test]
+fn compaction_keeps_every_count_duplicate_lease_and_replay_across_a_restart() {
+    let history = |c: &Client| {
+        ok(c.post(
+            "/v1/pools",
+            &json!({"name": "c", "seed": 3, "mask": {"strategy": "autotune-bbm", "phases": 3}, "prompts": prompts(20)}),
+        ));
+        for round in 0..3u64 {
+            let rs: Vec<(String, u64, bool)> = (0..10)
+                .map(|i| (format!("p{i}"), round, (i + round) % 3 == 0))
+                .collect();
+            let rs: Vec<(&str, u64, bool)> =
+                rs.iter().map(|(p, s, c)| (p.as_str(), *s, *c)).collect();
+            report(c, "c", &rs);
+        }
+        // A duplicate, a gap in the sample numbers, and one under an idempotency key.
+        report(c, "c", &[("p1", 0, true), ("p2", 7, true)]);
+        ok(c.post(
+            "/v1/pools/c/outcomes",
+            &json!({"idempotency_key": "k1", "results": [{"prompt_id": "p3", "sample": 9, "correct": true, "tokens": 11}]}),
+        ));
+        ok(c.post("/v1/pools/c/phase", &json!({"model_version": "m1"})));
+        report(
+            c,
+            "c",
+            &[("p0", 0, true), ("p4", 0, false), ("p4", 1, true)],
+        );
+        // A straggler's late report for the first model.
+        ok(c.post(
+            "/v1/pools/c/outcomes",
+            &json!({"results": [{"prompt_id": "p5", "sample": 3, "correct": false, "model_version": "v0"}]}),
+        ));
+        let leased = ids(&ok(c.post(
+            "/v1/pools/c/next",
+            &json!({"n": 2, "purpose": "rollouts", "k": 3, "lease_seconds": 3600}),
+        )));
+        report(c, "c", &[(leased[0].as_str(), 5, true)]);
+        ok(c.get("/v1/pools/c/state?limit=50"))
+    };
+    let run = |compact_every: u64| {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = config(&dir);
+        cfg.compact_every = compact_every;
+        let before = {
+            let svc = spawn(cfg.clone()).unwrap();
+            let state = history(&Client::new(&svc.url(), None));
+            svc.shutdown().unwrap();
+            state
+        };
+        let conn = rusqlite::Connection::open(&cfg.store).unwrap();
+        let rows: i64 = conn
+            .query_row("SELECT COUNT(*) FROM outcomes", [], |r| r.get(0))
+            .unwrap();
+        drop(conn);
+        let svc = spawn(cfg.clone()).unwrap();
+        let c = Client::new(&svc.url(), None);
+        let after = ok(c.get("/v1/pools/c/state?limit=50"));
+        assert_eq!(before, after, "compact_every {compact_every}");
+        // Samples reported before the restart are still duplicates, in both phases.
+        let dup = ok(c.post(
+            "/v1/pools/c/outcomes",
+            &json!({"results": [
+                {"prompt_id": "p1", "sample": 2, "correct": true, "model_version": "v0"},
+                {"prompt_id": "p2", "sample": 7, "correct": false, "model_version": "v0"},
+                {"prompt_id": "p0", "sample": 0, "correct": true},
+            ]}),
+        ));
+        assert_eq!(dup["duplicates"], 3, "{dup}");
+        let late = ok(c.post(
+            "/v1/pools/c/outcomes",
+            &json!({"results": [{"prompt_id": "p5", "sample": 3, "correct": true, "model_version": "v0"}]}),
+        ));
+        assert_eq!(late["duplicates"], 1, "{late}");
+        let replay = ok(c.post(
+            "/v1/pools/c/outcomes",
+            &json!({"idempotency_key": "k1", "results": [{"prompt_id": "p3", "sample": 9, "correct": true, "tokens": 11}]}),
+        ));
+        assert_eq!(replay["replayed"], true, "{replay}");
+        let end = ok(c.get("/v1/pools/c/state?limit=50"));
+        svc.shutdown().unwrap();
+        let stored = autotune_service::stored_outcome_count(&cfg.store, "c")
+            .unwrap()
+            .unwrap();
+        assert_eq!(Some(stored), end["counters"]["outcomes"].as_u64());
+        (after, end, rows)
+    };
+    let (never, never_end, never_rows) = run(u64::MAX);
+    let (every7, every7_end, every7_rows) = run(7);
+    assert_eq!(never, every7);
+    assert_eq!(never_end, every7_end);
+    assert_eq!(never["counters"]["outcomes"], 37);
+    assert_eq!(never_rows, 37);
+    assert!(
+        every7_rows < 7,
+        "{every7_rows} outcome rows left after compaction"
+    );
 }

@@ -1,5 +1,5 @@
-//! `autotune resume DIR`: continues a killed `run`, `compare` or `demo` from its run
-//! directory, replaying its journal.
+//! `autotune resume DIR`: continues a killed `run`, `compare`, `demo` or `rl` from its run
+//! directory, replaying its journal (`rl`: from the state each run kept after its last step).
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -13,7 +13,7 @@ pub fn run(a: ResumeArgs) -> Result<()> {
     let path = dir.join(INVOCATION_FILE);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
-            "{}: cannot read it; only run directories of `run`, `compare` and `demo` can be resumed",
+            "{}: cannot read it; only run directories of `run`, `compare`, `demo` and `rl` can be resumed",
             path.display()
         )
     })?;
@@ -53,8 +53,12 @@ pub fn run(a: ResumeArgs) -> Result<()> {
             d.out = dir;
             super::demo::run(&mut launch, d)
         }
+        Cmd::Rl(mut r) => {
+            r.out = Some(dir);
+            super::rl::run(&mut launch, r)
+        }
         _ => bail!(
-            "{}: only `run`, `compare` and `demo` can be resumed",
+            "{}: only `run`, `compare`, `demo` and `rl` can be resumed",
             path.display()
         ),
     }

@@ -7,9 +7,14 @@ use autotune_curriculum::Budget;
 use autotune_experiment::pretty_json;
 
 use crate::args::RlArgs;
+use crate::launch::Launch;
 use crate::setup::{check_task, run_dir};
 
-pub fn run(a: RlArgs) -> Result<()> {
+/// The directory of a run directory where each (selector, seed) keeps its state after every
+/// step, for `autotune resume`.
+pub const STATES_DIR: &str = "rl-state";
+
+pub fn run(launch: &mut Launch, a: RlArgs) -> Result<()> {
     if let Some(path) = &a.render {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -62,7 +67,8 @@ pub fn run(a: RlArgs) -> Result<()> {
         coverage_prompts: a.coverage_prompts,
     };
     let dir = run_dir(a.out.clone(), "rl", &task)?;
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let states = dir.join(STATES_DIR);
+    let (_lock, _resuming) = launch.open_state_dir(&dir, &states)?;
     let report = autotune_experiment::run_rl(
         &autotune_tasks::BuiltinTasks,
         &spec,
@@ -78,6 +84,7 @@ pub fn run(a: RlArgs) -> Result<()> {
                 );
             }
         },
+        Some(&states),
     )?;
     let mut text = String::new();
     if let Some(c) = &report.coverage {

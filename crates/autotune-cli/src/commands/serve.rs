@@ -10,6 +10,7 @@ pub fn run(a: ServeArgs) -> Result<()> {
     c.port = a.port;
     c.max_body_bytes = a.max_body_mib << 20;
     c.lease_seconds = a.lease_seconds;
+    c.compact_every = a.compact_every;
     if let Some(var) = &a.token_env {
         c = c.with_token_env(var)?;
     }

@@ -22,7 +22,14 @@ fn parse() -> Result<ServiceConfig, String> {
             "--lease-seconds" => {
                 cfg.lease_seconds = val()?.parse().map_err(|e| format!("--lease-seconds: {e}"))?
             }
-            other => return Err(format!("unknown argument `{other}`; valid: --store, --port, --bind, --token-env, --max-body-bytes, --lease-seconds")),
+            "--compact-every" => {
+                cfg.compact_every = val()?
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or("--compact-every: a positive number of outcomes")?
+            }
+            other => return Err(format!("unknown argument `{other}`; valid: --store, --port, --bind, --token-env, --max-body-bytes, --lease-seconds, --compact-every")),
         }
     }
     Ok(cfg)
