@@ -84,9 +84,20 @@ def main():
     print(f"math-verify {version('math-verify')}, latex2sympy2_extended {version('latex2sympy2_extended')}, sympy {version('sympy')}")
     print()
     print(f"agreement: {agree}/{n} = {agree / n:.4f}")
+    kinds = sorted({it["category"].split("/")[-1] for it in items})
+    if len(kinds) > 1:
+        # By the kind of prediction (the reasoning-gym corpus: boxed, plain statement, wrong).
+        for kind in kinds:
+            idx = [i for i in range(n) if items[i]["category"].split("/")[-1] == kind]
+            a = sum(1 for i in idx if labels[i]["correct"] == bool(rust[i]["correct"]))
+            mv = sum(1 for i in idx if labels[i]["correct"])
+            ru = sum(1 for i in idx if rust[i]["correct"])
+            print(f"  {kind:>6}: agreement {a}/{len(idx)}; accepted: math-verify {mv}, rust {ru}")
     print()
-    print(f"disagreements ({len(dis)}):")
-    for i in dis:
+    # Plain statements are listed by count only: math-verify cannot read them.
+    listed = [i for i in dis if items[i]["category"].split("/")[-1] != "plain"]
+    print(f"disagreements ({len(dis)}, {len(dis) - len(listed)} of them plain statements, not listed):")
+    for i in listed:
         it = items[i]
         print(f"- line {i + 1} [{it['category']}] gold={it['gold']!r}")
         print(f"    prediction: {excerpt(it['prediction'])!r}")

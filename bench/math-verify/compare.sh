@@ -38,4 +38,11 @@ cargo run --release --quiet -p autotune-verify --example math_corpus -- \
 {
   echo "# math verifier vs math-verify ($(date -u +%Y-%m-%d), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
   "$VENV/bin/python" "$HERE/compare.py" "$DATA/corpus.jsonl" "$DATA/labels.jsonl" "$TMP/rust.jsonl" "$TMP/rust_timing.json"
+  echo
+  # The reasoning-gym corpus (issue 16): its labels are inline; this run labels it again and
+  # times both verifiers on it. The agreement that counts is on the boxed and wrong
+  # predictions; plain statements are what math-verify cannot read (docs/guide/own-tasks.md).
+  cargo run --release --quiet -p autotune-verify --example math_corpus -- \
+    "$DATA/rg_corpus.jsonl" "$TMP/rg_rust.jsonl" "$TMP/rg_rust_timing.json"
+  "$VENV/bin/python" "$HERE/compare.py" "$DATA/rg_corpus.jsonl" "$TMP/rg_labels.jsonl" "$TMP/rg_rust.jsonl" "$TMP/rg_rust_timing.json"
 } | tee "$HERE/results.txt"

@@ -1271,3 +1271,116 @@ fn a_wrong_teacher_is_caught_and_an_unreachable_target_exits_3() {
     assert!(!base.join("zero").exists());
     let _ = std::fs::remove_dir_all(&base);
 }
+
+/// Issue 16's pre-flight case: examples/tasks/arith.jsonl with 5% of its gold answers broken
+/// (15 of 300 fail their own verifier) and one wrong line in the teacher's file. The run
+/// reports all 16 at load, skips them (`--skip-bad`), and buys no demonstration for them.
+#[test]
+fn preflight_skips_bad_golds_and_a_wrong_teacher_line_and_buys_nothing_for_them() {
+    let base = std::env::temp_dir().join(format!("autotune-cli-preflight-{}", std::process::id()));
+    std::fs::create_dir_all(&base).unwrap();
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(examples("arith.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (mut tasks, mut teacher) = (String::new(), String::new());
+    let mut bad_prompts = Vec::new();
+    // Broken golds on 15 records whose prompt is asked once (a broken copy of a prompt asked
+    // twice would also be a conflict, reported as such).
+    let unique = |i: usize| {
+        records
+            .iter()
+            .filter(|o| o["prompt"] == records[i]["prompt"])
+            .count()
+            == 1
+    };
+    let broken: Vec<usize> = (2..records.len())
+        .filter(|&i| unique(i))
+        .step_by(19)
+        .take(15)
+        .collect();
+    assert_eq!(broken.len(), 15);
+    for (i, r) in records.iter().enumerate() {
+        let mut task =
+            serde_json::json!({"id": r["id"], "prompt": r["prompt"], "answer": r["answer"]});
+        let mut demo = serde_json::json!({"id": r["id"], "cot": r["cot"], "answer": r["answer"]});
+        if broken.contains(&i) {
+            // A gold the numeric verifier cannot read: it fails against itself.
+            task["answer"] = "twenty-two".into();
+            bad_prompts.push(r["prompt"].as_str().unwrap().to_string());
+        } else if i == 1 {
+            // The one wrong teacher line: a demonstration whose answer is off by one.
+            let right: i64 = r["answer"].as_str().unwrap().parse().unwrap();
+            demo["answer"] = (right + 1).to_string().into();
+            demo["cot"] = format!("It is \\boxed{{{}}}.", right + 1).into();
+            bad_prompts.push(r["prompt"].as_str().unwrap().to_string());
+        }
+        tasks += &format!("{task}\n");
+        teacher += &format!("{demo}\n");
+    }
+    let (t, d, sft) = (
+        base.join("tasks.jsonl"),
+        base.join("teacher.jsonl"),
+        base.join("sft.jsonl"),
+    );
+    std::fs::write(&t, tasks).unwrap();
+    std::fs::write(&d, teacher).unwrap();
+    let (code, _, err) = autotune(&[
+        "run",
+        "--tasks",
+        t.to_str().unwrap(),
+        "--teacher",
+        d.to_str().unwrap(),
+        "--verifier",
+        "numeric",
+        "--skip-bad",
+        "--strategy",
+        "uniform",
+        "--eps",
+        "0.05",
+        "--out",
+        base.join("run").to_str().unwrap(),
+        "--export-sft",
+        sft.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("16 bad records skipped, 284 read"), "{err}");
+    assert_eq!(
+        err.matches("fails its own verifier `numeric`").count(),
+        15,
+        "{err}"
+    );
+    assert!(
+        err.contains("the teacher's demonstration for id `a1`"),
+        "{err}"
+    );
+    // Every demonstration bought is in the SFT export, and none is for a skipped record.
+    let result: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(base.join("run/result.json")).unwrap())
+            .unwrap();
+    let bought = result["final_ledger"]["teacher_calls"].as_u64().unwrap();
+    let sft_prompts: Vec<String> = std::fs::read_to_string(&sft)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["messages"][0]["content"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(sft_prompts.len() as u64, bought);
+    // uniform draws with replacement: prompts repeat, but only the 284 good ones occur.
+    let distinct: std::collections::BTreeSet<&String> = sft_prompts.iter().collect();
+    assert!(
+        bought > 0 && distinct.len() <= 284,
+        "{bought}, {}",
+        distinct.len()
+    );
+    for p in &bad_prompts {
+        assert!(
+            !sft_prompts.iter().any(|s| s.contains(p.as_str())),
+            "a demonstration was bought for the skipped `{p}`"
+        );
+    }
+    std::fs::remove_dir_all(&base).ok();
+}
