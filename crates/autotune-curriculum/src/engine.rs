@@ -10,7 +10,7 @@ use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Member, Model};
-use crate::strategy::{CertificateRule, Phase, Score, Source, Strategy};
+use crate::strategy::{Certificate, CertificateRule, Phase, Score, Source, Strategy};
 use crate::CurriculumError;
 
 /// Limits on what a run may spend. `None` is unlimited (but see `max_teach`).
@@ -587,6 +587,8 @@ impl Engine<'_> {
         let part = self.strategy.part_size();
         // Tests of the certificate so far (one per run of rejections).
         let mut attempts = 0u64;
+        // Tests the sequential certificate has opened (one per phase at most).
+        let mut seq_tests = 0u64;
         let mut est_accept = 1.0f64;
         let mut stop = StopReason::MaxPhases;
         let mut phase = 0usize;
@@ -615,7 +617,44 @@ impl Engine<'_> {
             let mut part_left = part.map(|p| p as u64);
             attempts += 1;
             let mut cert_draws = certificate.map(|c| c.draws(eps, attempts));
+            // The sequential test (see `CertificateRule::Sequential`): opened in a phase whose
+            // model may pass it, judged on what was drawn before the test's own draws (the
+            // previous phase's acceptance at the phase's start, or this phase's so far), so
+            // that the tests' levels still sum to delta; at most one per phase. Its
+            // log-likelihood ratio counts only draws after it opened.
+            let seq_rule =
+                certificate.filter(|c| matches!(c.rule, CertificateRule::Sequential { .. }));
+            let seq_q = seq_rule.map_or(0.0, |c| eps / c.factor);
+            let mut sequential: Option<Certificate> = None;
+            let (seq_rejected, seq_accepted) = seq_rule.map_or((0.0, 0.0), |c| c.log_ratios(eps));
+            let mut seq_threshold = 0.0f64;
+            let mut log_ratio = 0.0f64;
+            let mut want = want;
+            let base_want = want;
+            if seq_rule.is_some() {
+                // The sequential rule never tests by runs of rejections.
+                cert_draws = None;
+            }
             while accepted.len() < want {
+                if let (Some(c), None) = (seq_rule, sequential) {
+                    let opens = !model.is_empty()
+                        && if drawn == 0 {
+                            est_accept <= 2.0 * seq_q
+                        } else {
+                            // Mid-phase, only a phase whose model now errs rarely (a phase
+                            // that would otherwise wait long for its accepts).
+                            drawn as f64 >= 4.0 / seq_q
+                                && accepted.len() as f64 <= seq_q * drawn as f64
+                        };
+                    if opens {
+                        seq_tests += 1;
+                        sequential = Some(c);
+                        seq_threshold = (1.0 / c.level(seq_tests)).ln();
+                        if let CertificateRule::Sequential { growth } = c.rule {
+                            want = want.max(base_want * growth);
+                        }
+                    }
+                }
                 if let Some(what) = self.budget_exhausted(self.paid_demos(all_demos.len())) {
                     stop = StopReason::Budget { what };
                     break 'phases;
@@ -626,7 +665,10 @@ impl Engine<'_> {
                 let need = (want - accepted.len()) as f64;
                 let mut n = (need / est_accept.max(1e-4) * 1.1).ceil() as u64;
                 n = n.clamp(8, 4096);
-                if let Some(m) = cert_draws {
+                if sequential.is_some() {
+                    let left = ((seq_threshold - log_ratio) / seq_rejected).ceil().max(0.0);
+                    n = n.min((left as u64).max(8));
+                } else if let Some(m) = cert_draws {
                     n = n.min(m.saturating_sub(since_accept).max(8));
                 }
                 if let Some(left) = part_left {
@@ -674,13 +716,22 @@ impl Engine<'_> {
                                 gave_up = true;
                                 break;
                             }
-                            if cert_draws.is_some_and(|m| since_accept >= m) {
+                            if sequential.is_some() {
+                                log_ratio += seq_rejected;
+                                if log_ratio >= seq_threshold {
+                                    certified = Some(drawn);
+                                    break;
+                                }
+                            } else if cert_draws.is_some_and(|m| since_accept >= m) {
                                 certified = cert_draws;
                                 break;
                             }
                             continue;
                         }
                         not_bought_in_row = 0;
+                        if sequential.is_some() && s.rank.is_some() {
+                            log_ratio += seq_accepted;
+                        }
                         accepted.push(c);
                         since_accept = 0;
                         vote_errors = 0;
@@ -690,6 +741,8 @@ impl Engine<'_> {
                         match certificate {
                             // One test per phase: after an accept, this phase cannot certify.
                             Some(c) if c.rule == CertificateRule::Phase => cert_draws = None,
+                            // The sequential test goes on through accepts.
+                            Some(c) if matches!(c.rule, CertificateRule::Sequential { .. }) => {}
                             _ => {
                                 attempts += 1;
                                 cert_draws = certificate.map(|c| c.draws(eps, attempts));
@@ -698,7 +751,15 @@ impl Engine<'_> {
                     } else {
                         since_accept += 1;
                         vote_errors += u64::from(s.vote_ok == Some(false));
-                        if cert_draws.is_some_and(|m| since_accept >= m) {
+                        if sequential.is_some() {
+                            if s.rank.is_some() {
+                                log_ratio += seq_rejected;
+                                if log_ratio >= seq_threshold {
+                                    certified = Some(drawn);
+                                    break;
+                                }
+                            }
+                        } else if cert_draws.is_some_and(|m| since_accept >= m) {
                             certified = cert_draws;
                             break;
                         }

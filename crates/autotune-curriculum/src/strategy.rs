@@ -153,6 +153,19 @@ pub enum CertificateRule {
     /// with far fewer tests (phases, not accepted prompts), so each needs fewer rejections;
     /// a phase with an accept cannot certify and runs to its end.
     Phase,
+    /// One sequential test per phase that accepts do not end: within a phase the model is
+    /// fixed, and every tested draw multiplies a likelihood ratio of "the model's acceptance
+    /// rate is `q/2`" against "it is at least `q`" (`q = eps / factor`): a rejection by
+    /// `(1 - q/2) / (1 - q)`, an accept by `1/2`. Under a model of error above eps the ratio
+    /// is a nonnegative supermartingale, so by Ville's inequality it ever reaches
+    /// `1/level` with probability at most `level`; the `j`-th phase tests at
+    /// `delta / (j (j + 1))`. A phase whose model errs rarely certifies through its few
+    /// accepts instead of buying its whole phase first. A test is opened only in a phase
+    /// whose previous phase accepted at most `2q` of its draws, and such a phase draws until
+    /// it has `growth` times its usual accepts (or certifies), so that its test has the draws
+    /// to pass through a few accepts; it then buys its usual number of them, the first ones
+    /// (a certified phase buys none).
+    Sequential { growth: usize },
 }
 
 /// The stop certificate of a strategy that has one: stop after `M` rejections in a row when
@@ -172,7 +185,9 @@ impl Certificate {
     pub fn level(&self, attempt: u64) -> f64 {
         match self.rule {
             CertificateRule::Naive => self.delta,
-            CertificateRule::Spent | CertificateRule::Phase => {
+            CertificateRule::Spent
+            | CertificateRule::Phase
+            | CertificateRule::Sequential { .. } => {
                 let a = attempt.max(1) as f64;
                 self.delta / (a * (a + 1.0))
             }
@@ -181,7 +196,17 @@ impl Certificate {
 
     /// Rejections in a row that certify at test number `attempt`.
     pub fn draws(&self, eps: f64, attempt: u64) -> u64 {
+        if matches!(self.rule, CertificateRule::Sequential { .. }) {
+            let (rejected, _) = self.log_ratios(eps);
+            return ((1.0 / self.level(attempt)).ln() / rejected).ceil() as u64;
+        }
         ((self.factor / eps) * (1.0 / self.level(attempt)).ln()).ceil() as u64
+    }
+
+    /// The sequential test's log-likelihood-ratio steps: `(rejection, accept)`.
+    pub fn log_ratios(&self, eps: f64) -> (f64, f64) {
+        let q = (eps / self.factor).min(0.5);
+        (((1.0 - q / 2.0) / (1.0 - q)).ln(), 0.5f64.ln())
     }
 }
 
@@ -501,7 +526,12 @@ impl Resolved {
             };
         }
         if self.has("certificate") {
-            self.choice("certificate", &["spent", "phase", "naive"])?;
+            self.choice("certificate", &["spent", "phase", "sequential", "naive"])?;
+        }
+        if self.has("test_growth") {
+            self.checked("test_growth", "an integer in 1..=1024", |x: usize| {
+                (1..=1024).contains(&x)
+            })?;
         }
         Ok(cfg)
     }
@@ -515,12 +545,22 @@ impl Resolved {
     }
 }
 
+/// The default `test_growth` of the sequential certificate.
+pub const DEFAULT_TEST_GROWTH: usize = 8;
+
 /// How a strategy's certificate spends `delta` (its `certificate` parameter; spent when it
 /// declares none).
 pub fn certificate_rule(cfg: &StrategyConfig) -> CertificateRule {
     match cfg.params.raw("certificate") {
         Some("naive") => CertificateRule::Naive,
         Some("phase") => CertificateRule::Phase,
+        Some("sequential") => CertificateRule::Sequential {
+            growth: cfg
+                .params
+                .raw("test_growth")
+                .and_then(|g| g.parse().ok())
+                .unwrap_or(DEFAULT_TEST_GROWTH),
+        },
         _ => CertificateRule::Spent,
     }
 }
@@ -555,7 +595,12 @@ pub(crate) mod common {
     pub const CERTIFICATE: ParamSpec = ParamSpec {
         key: "certificate",
         default: "spent",
-        help: "spent: the a-th run of rejections is a test at delta/(a(a+1)), so all tests together stay within delta | phase: only the run that opens a phase tests, the j-th phase's at delta/(j(j+1)) | naive: every run tests at delta (false certificates above delta)",
+        help: "spent: the a-th run of rejections is a test at delta/(a(a+1)), so all tests together stay within delta | phase: only the run that opens a phase tests, the j-th phase's at delta/(j(j+1)) | sequential: one likelihood-ratio test per phase at delta/(j(j+1)) that accepts do not end (an accept halves the ratio), opened in phases whose previous one accepted at most 2 eps/factor, which draw until test_growth times their usual accepts and buy the usual number | naive: every run tests at delta (false certificates above delta)",
+    };
+    pub const TEST_GROWTH: ParamSpec = ParamSpec {
+        key: "test_growth",
+        default: "8",
+        help: "certificate=sequential: a phase that tests draws until it has this many times its usual accepts, then buys its usual number of them (a certified phase buys none)",
     };
     pub const INIT: ParamSpec = ParamSpec {
         key: "init_demos",
@@ -682,6 +727,53 @@ mod tests {
             ..c
         };
         assert_eq!(naive.draws(0.01, 7), 461);
+    }
+
+    /// The sequential test's ratio is a supermartingale under a model of error above eps
+    /// (acceptance at least q): its expected factor per draw is at most 1, for every such
+    /// acceptance rate; and its parameters parse and are checked.
+    #[test]
+    fn the_sequential_certificate_is_a_supermartingale_and_a_choice() {
+        for factor in [1.0, 2.0] {
+            for eps in [0.5, 0.1, 0.01, 1e-4] {
+                let c = Certificate {
+                    factor,
+                    delta: 0.01,
+                    rule: CertificateRule::Sequential { growth: 8 },
+                };
+                let (rejected, accepted) = c.log_ratios(eps);
+                assert!(rejected > 0.0 && accepted < 0.0);
+                let q = (eps / factor).min(0.5);
+                for i in 0..=100 {
+                    let p = q + (1.0 - q) * i as f64 / 100.0;
+                    let m = p * accepted.exp() + (1.0 - p) * rejected.exp();
+                    assert!(m <= 1.0 + 1e-12, "eps {eps} factor {factor} p {p}: {m}");
+                }
+                // With no accept it needs at least as many draws as a run of rejections at
+                // the same level.
+                let spent = Certificate {
+                    rule: CertificateRule::Spent,
+                    ..c
+                };
+                assert!(c.draws(eps, 3) >= spent.draws(eps, 3), "eps {eps}");
+            }
+        }
+        let p = Params::parse(&["certificate=sequential", "test_growth=3"]).unwrap();
+        let s = build_strategy("autotune-cex", &p, 0.01, 33).unwrap();
+        assert_eq!(
+            s.certificate().unwrap().rule,
+            CertificateRule::Sequential { growth: 3 }
+        );
+        let p = Params::parse(&["certificate=sequential"]).unwrap();
+        let s = build_strategy("autotune-cex", &p, 0.01, 33).unwrap();
+        assert_eq!(
+            s.certificate().unwrap().rule,
+            CertificateRule::Sequential {
+                growth: DEFAULT_TEST_GROWTH
+            }
+        );
+        let bad = Params::parse(&["certificate=sequential", "test_growth=0"]).unwrap();
+        assert!(build_strategy("autotune-cex", &bad, 0.01, 33).is_err());
     }
 
     #[test]

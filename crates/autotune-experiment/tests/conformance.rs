@@ -240,6 +240,40 @@ fn the_phase_certificate_tests_once_per_phase() {
     assert!(r.summary.final_error <= 0.1, "{}", r.summary.final_error);
 }
 
+/// `certificate=sequential`: a run left to itself stops with a certificate on both built-in
+/// tasks (a phase whose model stops erring still ends: its test opens mid-phase), with its
+/// error near eps, and buys no more demonstrations than the run-of-rejections rule at full
+/// delta does on the same seeds, give or take one phase.
+#[test]
+fn the_sequential_certificate_stops_runs_and_buys_about_what_naive_buys() {
+    for task in ["halfspace-cot", "skills"] {
+        for seed in [5, 6] {
+            let mut sp = spec("autotune-cex", 0.05, seed);
+            sp.task = task.into();
+            sp.task_params = Params::default();
+            sp.stop_at_eps = false;
+            sp.strategy_params = Params::parse(&["certificate=sequential"]).unwrap();
+            let r = run_one(&BuiltinTasks, &sp, |_| {}).unwrap();
+            assert!(
+                matches!(r.summary.stop, StopReason::Certificate { .. }),
+                "{task} seed {seed}: {:?}",
+                r.summary.stop
+            );
+            assert!(r.summary.final_error <= 0.1, "{}", r.summary.final_error);
+            sp.strategy_params = Params::parse(&["certificate=naive"]).unwrap();
+            let naive = run_one(&BuiltinTasks, &sp, |_| {}).unwrap();
+            let (a, b) = (
+                r.summary.final_ledger.teacher_calls,
+                naive.summary.final_ledger.teacher_calls,
+            );
+            assert!(
+                a <= 2 * b,
+                "{task} seed {seed}: {a} demos against naive's {b}"
+            );
+        }
+    }
+}
+
 /// Algorithm 1 as written: every one of the k phases runs (no early stop), a phase whose part
 /// of the dataset runs out aborts and still adds a member trained on what it found, and each
 /// phase reads only its own part (n / k prompts drawn at most). Lazy and full rank evaluation

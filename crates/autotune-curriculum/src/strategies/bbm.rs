@@ -32,6 +32,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
         WARM_START,
         DELTA,
         CERTIFICATE,
+        TEST_GROWTH,
     ],
     build,
 };

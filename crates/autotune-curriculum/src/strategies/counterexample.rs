@@ -23,7 +23,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
     in_all: true,
     selector: Some(Selector::Autotune),
     summary: "AutoTune, one model: teacher queried only on the current model's failures (counterexamples)",
-    params: &[BATCH, MAX_PHASES, DELTA, CERTIFICATE],
+    params: &[BATCH, MAX_PHASES, DELTA, CERTIFICATE, TEST_GROWTH],
     build,
 };
 

@@ -34,6 +34,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
         WARM_START,
         DELTA,
         CERTIFICATE,
+        TEST_GROWTH,
     ],
     build,
 };

@@ -22,6 +22,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
         MAX_PHASES,
         DELTA,
         CERTIFICATE,
+        TEST_GROWTH,
     ],
     build,
 };

@@ -22,7 +22,7 @@ pub const INFO: StrategyInfo = StrategyInfo {
     in_all: true,
     selector: Some(Selector::ZeroVariance),
     summary: "DAPO dynamic sampling as an SFT filter: demonstrate prompts whose k-sample pass rate is strictly in (0,1)",
-    params: &[K, TEMP, INIT, BATCH, GROWTH_SMALL, MAX_PHASES, DELTA, CERTIFICATE],
+    params: &[K, TEMP, INIT, BATCH, GROWTH_SMALL, MAX_PHASES, DELTA, CERTIFICATE, TEST_GROWTH],
     build,
 };
 
