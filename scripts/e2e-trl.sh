@@ -37,6 +37,14 @@ assert r["service_prompts_leased"] == r["leases_taken"], r
 # At most the chunk the data loader fetched ahead is leased and not trained: nothing is
 # leased to be discarded (a restart does not skip batches by leasing them).
 assert r["released_untrained"] <= chunk, r
+if r["mode"] == "flaky":
+    # Every lost answer was sent again and replayed, not counted twice.
+    i = r["injected"]
+    assert i["requests_lost"] >= 1 and i["answers_lost"] >= 1, r
+    assert i["replayed"] >= i["answers_lost"], r
+    r["warnings"] = [f"injected: {i['reports']} report calls, {i['requests_lost']} requests lost, "
+                     f"{i['answers_lost']} answers lost, {i['replayed']} replayed by the service; "
+                     f"{len(r['warnings'])} warnings (each failed report kept and sent again)"]
 if r["mode"] == "dry":
     assert r["steps"] < max_steps and any("no eligible prompt left" in w for w in r["warnings"]), r
 else:
@@ -68,6 +76,8 @@ run() {
     check "$(run train2 bench/pytorch/.venv/bin/torchrun --nproc_per_node 2 scripts/e2e_trl.py --steps "$steps")" "$steps"
     # Resumed from the checkpoint at step STEPS to 2 x STEPS: the row is the resumed half.
     check "$(run restart $py scripts/e2e_trl.py --mode restart --steps "$steps")" $((2 * steps))
+    # Reports that fail inside the trainer: lost requests and lost answers, sent again.
+    check "$(run flaky $py scripts/e2e_trl.py --mode flaky --steps "$steps")" "$steps"
     # Every answer right under the counterexample mask: the pool runs dry in the second epoch.
     check "$(run dry $py scripts/e2e_trl.py --mode dry --steps 40)" 40
     echo

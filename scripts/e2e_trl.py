@@ -71,7 +71,7 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--prompts", type=int, default=64)
-    ap.add_argument("--mode", choices=["train", "restart", "dry", "down"], default="train")
+    ap.add_argument("--mode", choices=["train", "restart", "dry", "down", "flaky"], default="train")
     args = ap.parse_args()
 
     tokenizer = byte_tokenizer()
@@ -98,6 +98,27 @@ def main() -> None:
     except ServiceDown as e:
         print(f"E2E-ERROR {e}", flush=True)
         sys.exit(3)
+
+    # flaky: reports that fail inside the real trainer. Every 5th report from the 2nd on never
+    # reaches the service; every 5th from the 4th on reaches it and its answer is lost. The
+    # reporter keeps each with its idempotency key and sends it again with the next one.
+    injected = {"reports": 0, "requests_lost": 0, "answers_lost": 0, "replayed": 0}
+    if args.mode == "flaky":
+        real_report = at.client.report
+
+        def flaky_report(pool: str, results: list, idempotency_key: str | None = None) -> dict:
+            injected["reports"] += 1
+            if injected["reports"] % 5 == 2:
+                injected["requests_lost"] += 1
+                raise ServiceDown("injected: the request was lost")
+            out = real_report(pool, results, idempotency_key=idempotency_key)
+            injected["replayed"] += int(bool(out.get("replayed")))
+            if injected["reports"] % 5 == 4:
+                injected["answers_lost"] += 1
+                raise ServiceDown("injected: the answer was lost")
+            return out
+
+        at.client.report = flaky_report  # type: ignore[method-assign]
 
     def trainer_for(max_steps: int, at: AutoTune, save: bool) -> object:
         cfg = GRPOConfig(
@@ -172,6 +193,7 @@ def main() -> None:
         "service_leases_open": state["leased"],
         "correct": counters["correct"],
         "warnings": caught,
+        "injected": injected,
     }
     print("E2E " + json.dumps(result), flush=True)
 

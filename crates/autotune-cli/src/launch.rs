@@ -104,18 +104,7 @@ impl Launch {
             journal
         } else {
             let journal = FileJournal::create(dir)?;
-            let inv = Invocation {
-                format: INVOCATION_FORMAT.into(),
-                args: std::env::args().collect(),
-                cwd: std::env::current_dir()
-                    .context("reading the current directory")?
-                    .display()
-                    .to_string(),
-            };
-            write_atomic(
-                &dir.join(INVOCATION_FILE),
-                &serde_json::to_string_pretty(&inv)?,
-            )?;
+            record_invocation(dir)?;
             journal
         };
         let writer = RunDirWriter::create(dir, &config)
@@ -147,18 +136,7 @@ impl Launch {
             self.resuming = true;
         }
         if !self.resuming {
-            let inv = Invocation {
-                format: INVOCATION_FORMAT.into(),
-                args: std::env::args().collect(),
-                cwd: std::env::current_dir()
-                    .context("reading the current directory")?
-                    .display()
-                    .to_string(),
-            };
-            write_atomic(
-                &dir.join(INVOCATION_FILE),
-                &serde_json::to_string_pretty(&inv)?,
-            )?;
+            record_invocation(dir)?;
         } else if kept {
             let n = std::fs::read_dir(states)
                 .map(|d| d.filter(|e| e.is_ok()).count())
@@ -178,6 +156,23 @@ impl Launch {
             );
         }
     }
+}
+
+/// Writes `DIR/invocation.json`: this process's command line and working directory.
+fn record_invocation(dir: &Path) -> Result<()> {
+    let inv = Invocation {
+        format: INVOCATION_FORMAT.into(),
+        args: std::env::args().collect(),
+        cwd: std::env::current_dir()
+            .context("reading the current directory")?
+            .display()
+            .to_string(),
+    };
+    write_atomic(
+        &dir.join(INVOCATION_FILE),
+        &serde_json::to_string_pretty(&inv)?,
+    )?;
+    Ok(())
 }
 
 /// Whether `dir` holds a journaled run of this very command line, run from this directory.

@@ -18,6 +18,20 @@ use autotune_tasks::neural::NeuralStudent;
 use common::{copy_digit_tasks, hf_model, journal, results};
 use serde_json::Value;
 
+/// The tiny arith of these tests: one-digit problems, a 2-layer width-32 transformer, 40 steps
+/// per fit.
+const TINY_ARITH: &[&str] = &[
+    "max_digits=1",
+    "mul_max_digits=1",
+    "d=16",
+    "d_model=32",
+    "layers=2",
+    "heads=2",
+    "batch=16",
+    "min_steps=40",
+    "max_steps=40",
+];
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_autotune"));
     c.env("NO_COLOR", "1");
@@ -41,19 +55,9 @@ fn run_args(out: &Path, model: &Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    for p in [
-        "max_digits=1",
-        "mul_max_digits=1",
-        "d=16",
-        "d_model=32",
-        "layers=2",
-        "heads=2",
-        "batch=16",
-        "min_steps=40",
-        "max_steps=40",
-    ] {
+    for p in TINY_ARITH {
         v.push("--param".into());
-        v.push(p.into());
+        v.push(p.to_string());
     }
     for (flag, path) in [("--out", out), ("--save-model", model)] {
         v.push(flag.into());
@@ -623,19 +627,9 @@ fn rl_args(out: &Path, reference: &Path) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    for p in [
-        "max_digits=1",
-        "mul_max_digits=1",
-        "d=16",
-        "d_model=32",
-        "layers=2",
-        "heads=2",
-        "batch=16",
-        "min_steps=40",
-        "max_steps=40",
-    ] {
+    for p in TINY_ARITH {
         v.push("--param".into());
-        v.push(p.into());
+        v.push(p.to_string());
     }
     v.push("--param".into());
     v.push(format!("reference={}", reference.display()));
