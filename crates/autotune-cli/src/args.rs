@@ -155,6 +155,12 @@ pub struct RlArgs {
     /// for `autotune resume DIR`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Keep each run's state every N steps (and at its end): a state holds the student's
+    /// weights and AdamW moments (7.8 MB for arith's default model), and a resumed run does at
+    /// most N steps again.
+    #[arg(long, default_value_t = 1, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub keep_every: u64,
 }
 
 #[derive(Args)]

@@ -716,6 +716,51 @@ fn an_rl_run_killed_at_five_points_resumes_to_the_same_report() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(rl_report(&dir), want, "the resumed report differs");
+    // States kept every 5 steps: killed once 5 steps were kept, the resume does again what
+    // came after them, to the same report.
+    let sparse = base.join("sparse");
+    let mut args = rl_args(&sparse, &reference);
+    args.extend(["--keep-every".to_string(), "5".to_string()]);
+    let mut child = bin()
+        .args(&args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while rl_steps_kept(&sparse) < 5 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended before keeping 5 steps"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(120), "no step kept");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Each run kept its state after steps 5, 10 and its last (12) only.
+    for e in std::fs::read_dir(sparse.join("rl-state"))
+        .unwrap()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.contains("-seed") && name.ends_with(".json") {
+            let v: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
+            let n = v["steps"].as_array().unwrap().len();
+            assert!(n % 5 == 0 || n == 12, "{name}: a state after {n} steps");
+        }
+    }
+    let out = bin().arg("resume").arg(&sparse).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        rl_report(&sparse),
+        want,
+        "the report resumed from sparse states differs"
+    );
     println!(
         "uninterrupted rl {:.2} s; killed with {kept_at_kill:?} of 24 steps kept, resumed each \
          time: the same report",

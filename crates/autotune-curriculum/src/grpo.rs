@@ -186,9 +186,11 @@ pub trait GrpoObserver {
 
     fn on_step(&mut self, step: &GrpoStep, model: &Model) -> Control;
 
-    /// Whether [`GrpoObserver::keep`] wants the state after every step (saving the student
-    /// costs a copy of its weights, so runs that cannot be resumed skip it).
-    fn keeps_states(&self) -> bool {
+    /// Whether [`GrpoObserver::keep`] wants the state after `steps` steps (`last`: training
+    /// ends there). Saving the student costs a copy of its weights, so runs that cannot be
+    /// resumed skip it.
+    fn keeps_state(&self, steps: usize, last: bool) -> bool {
+        let _ = (steps, last);
         false
     }
 
@@ -433,7 +435,7 @@ pub fn run_grpo(
         let control = observer.on_step(&report, &model);
         steps.push(report);
         let done = (control == Control::Stop).then(|| "observer".to_string());
-        if observer.keeps_states() {
+        if observer.keeps_state(steps.len(), done.is_some()) {
             let state = GrpoState {
                 steps: steps.clone(),
                 stop: done.clone(),

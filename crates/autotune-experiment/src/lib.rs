@@ -62,7 +62,7 @@ pub use metrics::{EndRecord, EvalRecord, MetricRecord, PhaseRecord, RunKey};
 pub use plan::{CompareSpec, Plan, ResolvedStrategy, ResolvedTask};
 pub use rl::{
     aggregate_rl, coverage_text, measure_coverage, rl_state_path, rl_table, run_rl, run_rl_one,
-    Coverage, RlAggregate, RlCheckpoint, RlReport, RlRun, RlSpec,
+    Coverage, RlAggregate, RlCheckpoint, RlReport, RlRun, RlSpec, RlStates,
 };
 pub use run::{
     heldout_size, journal_stream, run_one, run_one_full, Checkpoint, RunArtifacts, RunResult,

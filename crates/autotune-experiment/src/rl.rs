@@ -224,8 +224,9 @@ struct Watch<'a, F: Fn(&GrpoStep, Option<f64>)> {
     checkpoints: Vec<RlCheckpoint>,
     reached: Option<usize>,
     on_step: &'a F,
-    /// Where the run keeps its state after every step (a resumable run).
+    /// Where the run keeps its state (a resumable run), and every how many steps.
     state: Option<PathBuf>,
+    keep_every: usize,
 }
 
 /// What [`Watch`] keeps in a [`GrpoState`].
@@ -270,8 +271,8 @@ impl<F: Fn(&GrpoStep, Option<f64>)> GrpoObserver for Watch<'_, F> {
         }
     }
 
-    fn keeps_states(&self) -> bool {
-        self.state.is_some()
+    fn keeps_state(&self, steps: usize, last: bool) -> bool {
+        self.state.is_some() && (last || steps.is_multiple_of(self.keep_every.max(1)))
     }
 
     fn save(&self) -> serde_json::Value {
@@ -301,6 +302,15 @@ impl<F: Fn(&GrpoStep, Option<f64>)> GrpoObserver for Watch<'_, F> {
     }
 }
 
+/// Where and how often the runs of `autotune rl` keep their states.
+#[derive(Clone, Copy, Debug)]
+pub struct RlStates<'a> {
+    pub dir: &'a Path,
+    /// Keep a run's state every this many steps (and at its end): a resumed run does at most
+    /// this many steps again.
+    pub every: usize,
+}
+
 /// The file where run (`selector`, `seed`) keeps its state in `dir`.
 pub fn rl_state_path(dir: &Path, selector: Selector, seed: u64) -> PathBuf {
     dir.join(format!("{}-seed{seed}.json", selector.name()))
@@ -327,15 +337,16 @@ fn read_state(path: &Path) -> Result<Option<GrpoState>, ExperimentError> {
 }
 
 /// Trains with `selector` on `seed`; `on_step` sees every step (and the held-out error where
-/// it was evaluated). With `states`, the run keeps its state after every step in that
-/// directory ([`rl_state_path`]) and goes on from a state already there.
+/// it was evaluated). With `states`, the run keeps its state in that directory
+/// ([`rl_state_path`]) every `states.every` steps and at its end, and goes on from a state
+/// already there.
 pub fn run_rl_one(
     tasks: &dyn TaskFactory,
     spec: &RlSpec,
     selector: Selector,
     seed: u64,
     on_step: &(impl Fn(&GrpoStep, Option<f64>) + Sync),
-    states: Option<&Path>,
+    states: Option<RlStates<'_>>,
 ) -> Result<RlRun, ExperimentError> {
     if !(spec.eps > 0.0 && spec.eps < 1.0) {
         return Err(ExperimentError::Invalid(format!(
@@ -360,7 +371,8 @@ pub fn run_rl_one(
         checkpoints: Vec::new(),
         reached: None,
         on_step,
-        state: states.map(|d| rl_state_path(d, selector, seed)),
+        state: states.map(|s| rl_state_path(s.dir, selector, seed)),
+        keep_every: states.map_or(1, |s| s.every),
     };
     let resume = match &watch.state {
         Some(path) => read_state(path)?,
@@ -459,7 +471,7 @@ pub fn run_rl(
     tasks: &dyn TaskFactory,
     spec: &RlSpec,
     on_step: &StepHook,
-    states: Option<&Path>,
+    states: Option<RlStates<'_>>,
 ) -> Result<RlReport, ExperimentError> {
     let t0 = std::time::Instant::now();
     if spec.selectors.is_empty() || spec.seeds == 0 {
@@ -468,11 +480,11 @@ pub fn run_rl(
         ));
     }
     spec.grpo.validate()?;
-    if let Some(d) = states {
+    if let Some(d) = states.map(|s| s.dir) {
         std::fs::create_dir_all(d)
             .map_err(|e| ExperimentError::Invalid(format!("{}: {e}", d.display())))?;
     }
-    let kept_coverage = states.map(|d| d.join("coverage.json"));
+    let kept_coverage = states.map(|s| s.dir.join("coverage.json"));
     let coverage = match &kept_coverage {
         Some(path) if path.exists() => {
             let text = std::fs::read_to_string(path)

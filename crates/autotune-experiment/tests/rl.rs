@@ -218,7 +218,7 @@ impl GrpoObserver for Keeper {
     fn on_step(&mut self, _: &GrpoStep, _: &Model) -> Control {
         Control::Continue
     }
-    fn keeps_states(&self) -> bool {
+    fn keeps_state(&self, _: usize, _: bool) -> bool {
         true
     }
     fn keep(&mut self, state: &GrpoState) -> Result<(), CurriculumError> {

@@ -84,7 +84,10 @@ pub fn run(launch: &mut Launch, a: RlArgs) -> Result<()> {
                 );
             }
         },
-        Some(&states),
+        Some(autotune_experiment::RlStates {
+            dir: &states,
+            every: a.keep_every as usize,
+        }),
     )?;
     let mut text = String::new();
     if let Some(c) = &report.coverage {
