@@ -747,7 +747,10 @@ fn an_rl_run_killed_at_five_points_resumes_to_the_same_report() {
         if name.contains("-seed") && name.ends_with(".json") {
             let v: Value = serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap();
             let n = v["steps"].as_array().unwrap().len();
-            assert!(n % 5 == 0 || n == 12, "{name}: a state after {n} steps");
+            assert!(
+                n.is_multiple_of(5) || n == 12,
+                "{name}: a state after {n} steps"
+            );
         }
     }
     let out = bin().arg("resume").arg(&sparse).output().unwrap();
