@@ -32,6 +32,31 @@ const TINY_ARITH: &[&str] = &[
     "max_steps=40",
 ];
 
+/// Starts `cmd` (output discarded) and kills it with SIGKILL once `ready()` holds; fails if it
+/// ends first or `ready` takes over 120 s. Returns the time to the kill.
+fn kill_when(mut cmd: Command, what: &str, ready: impl Fn() -> bool) -> Duration {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !ready() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before {what}"
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "not {what} in 120 s"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    t0.elapsed()
+}
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_autotune"));
     c.env("NO_COLOR", "1");
@@ -150,24 +175,11 @@ fn a_neural_run_killed_after_some_fits_resumes_from_its_checkpoints_to_the_same_
     // Start the same run and kill it (SIGKILL) once its journal holds 3 fits.
     let kill_at = 3;
     let (dir, model) = (base.join("killed"), base.join("killed-model.json"));
-    let mut child = bin()
-        .args(run_args(&dir, &model))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while fits_journaled(&dir) < kill_at {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before its journal held {kill_at} fits"
-        );
-        assert!(t0.elapsed() < Duration::from_secs(120), "no fit journaled");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let killed_after = t0.elapsed();
+    let mut cmd = bin();
+    cmd.args(run_args(&dir, &model));
+    let killed_after = kill_when(cmd, "its journal held 3 fits", || {
+        fits_journaled(&dir) >= kill_at
+    });
     assert!(!model.exists(), "the killed run saved no model");
 
     // What the journal references at the kill: every fit's checkpoint is on disk (written and
@@ -545,23 +557,9 @@ fn a_lora_run_on_a_task_file_killed_after_some_fits_resumes_to_the_same_end() {
     assert!(fit_checkpoints(&journal(&reference)).len() >= 3);
 
     let (dir, saved) = (base.join("killed"), base.join("killed.json"));
-    let mut child = bin()
-        .args(args(&dir, &saved))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while fits_journaled(&dir) < 2 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the run ended before its journal held 2 fits"
-        );
-        assert!(t0.elapsed() < Duration::from_secs(120), "no fit journaled");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut cmd = bin();
+    cmd.args(args(&dir, &saved));
+    kill_when(cmd, "its journal held 2 fits", || fits_journaled(&dir) >= 2);
     assert!(!saved.exists(), "the killed run saved no model");
     // The journaled checkpoints are adapters over the base's digest, not the base.
     let files = checkpoint_files(&dir);
@@ -687,22 +685,9 @@ fn an_rl_run_killed_at_five_points_resumes_to_the_same_report() {
         } else {
             cmd.arg("resume").arg(&dir);
         }
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        while rl_steps_kept(&dir) < at {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "the run ended before it kept {at} steps"
-            );
-            assert!(t0.elapsed() < Duration::from_secs(120), "no step kept");
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        kill_when(cmd, &format!("it kept {at} steps"), || {
+            rl_steps_kept(&dir) >= at
+        });
         kept_at_kill.push(rl_steps_kept(&dir));
         assert!(
             !dir.join("rl.json").exists(),
@@ -721,23 +706,9 @@ fn an_rl_run_killed_at_five_points_resumes_to_the_same_report() {
     let sparse = base.join("sparse");
     let mut args = rl_args(&sparse, &reference);
     args.extend(["--keep-every".to_string(), "5".to_string()]);
-    let mut child = bin()
-        .args(&args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while rl_steps_kept(&sparse) < 5 {
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "ended before keeping 5 steps"
-        );
-        assert!(t0.elapsed() < Duration::from_secs(120), "no step kept");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let mut cmd = bin();
+    cmd.args(&args);
+    kill_when(cmd, "it kept 5 steps", || rl_steps_kept(&sparse) >= 5);
     // Each run kept its state after steps 5, 10 and its last (12) only.
     for e in std::fs::read_dir(sparse.join("rl-state"))
         .unwrap()
