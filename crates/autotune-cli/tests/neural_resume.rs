@@ -57,6 +57,29 @@ fn kill_when(mut cmd: Command, what: &str, ready: impl Fn() -> bool) -> Duration
     t0.elapsed()
 }
 
+/// `autotune resume DIR`, which must succeed.
+fn resume(dir: &Path) {
+    let out = bin().arg("resume").arg(dir).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every result file of the uninterrupted run (`want`) is in `dir`, the same.
+fn assert_same_results(dir: &Path, want: &BTreeMap<String, String>) {
+    let got = results(dir);
+    for (file, w) in want {
+        assert_eq!(
+            got.get(file),
+            Some(w),
+            "{file} differs from the uninterrupted run ({})",
+            dir.display()
+        );
+    }
+}
+
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_autotune"));
     c.env("NO_COLOR", "1");
@@ -227,22 +250,9 @@ fn a_neural_run_killed_after_some_fits_resumes_from_its_checkpoints_to_the_same_
 
     // Resume: the uninterrupted run's results, ledger and metrics.
     let t1 = Instant::now();
-    let out = bin().arg("resume").arg(&dir).output().unwrap();
+    resume(&dir);
     let resume_secs = t1.elapsed();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = results(&dir);
-    for (file, w) in &want {
-        assert_eq!(
-            got.get(file),
-            Some(w),
-            "{file} differs from the uninterrupted run ({})",
-            dir.display()
-        );
-    }
+    assert_same_results(&dir, &want);
     // The fits before the kill were restored, not trained and written again: their checkpoint
     // files are the very ones written before the kill; the others were written once each.
     let after = journal(&dir);
@@ -573,20 +583,8 @@ fn a_lora_run_on_a_task_file_killed_after_some_fits_resumes_to_the_same_end() {
         .len();
     assert!((first.3.len() as u64) < base_bytes, "{name} holds the base");
 
-    let out = bin().arg("resume").arg(&dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = results(&dir);
-    for (file, w) in &want {
-        assert_eq!(
-            got.get(file),
-            Some(w),
-            "{file} differs from the uninterrupted run"
-        );
-    }
+    resume(&dir);
+    assert_same_results(&dir, &want);
     let student = |p: &Path| Checkpoint::read(p).unwrap().student;
     assert_eq!(
         NeuralStudent::state_difference(&student(&saved), &student(&ref_saved)).unwrap(),
@@ -694,12 +692,7 @@ fn an_rl_run_killed_at_five_points_resumes_to_the_same_report() {
             "a killed run wrote its report"
         );
     }
-    let out = bin().arg("resume").arg(&dir).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    resume(&dir);
     assert_eq!(rl_report(&dir), want, "the resumed report differs");
     // States kept every 5 steps: killed once 5 steps were kept, the resume does again what
     // came after them, to the same report.
@@ -724,12 +717,7 @@ fn an_rl_run_killed_at_five_points_resumes_to_the_same_report() {
             );
         }
     }
-    let out = bin().arg("resume").arg(&sparse).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    resume(&sparse);
     assert_eq!(
         rl_report(&sparse),
         want,
